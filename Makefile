@@ -1,0 +1,31 @@
+# The two commands: `make run` serves the map, `make test` runs every test.
+# Both prepare what they need first (system packages as root, .venv, npm).
+HOST ?= 127.0.0.1
+PORT ?= 8000
+VENV := .venv/bin
+
+.PHONY: run test lint config bench clean
+
+run:
+	@scripts/bootstrap.sh system run
+	@scripts/bootstrap.sh venv
+	@scripts/bootstrap.sh npm
+	$(VENV)/mapserver run --host $(HOST) --port $(PORT)
+
+test:
+	@scripts/bootstrap.sh system test
+	@scripts/bootstrap.sh venv test
+	@scripts/bootstrap.sh npm
+	$(VENV)/ruff check .
+	$(VENV)/pytest $(PYTEST_ARGS)
+
+lint:
+	$(VENV)/ruff check .
+
+# Regenerate config/pygeoapi.yml from the layer catalogue (commit the result).
+config:
+	$(VENV)/mapserver config build
+
+clean:
+	$(VENV)/mapserver db stop || true
+	rm -rf .venv frontend/node_modules var

@@ -1,0 +1,250 @@
+// The map page: the borough boundary, and a layer switcher built from the catalogue whose
+// layers read their features from the OGC API by bounding box as the map moves.
+import * as L from "/vendor/leaflet/leaflet-src.esm.js";
+
+const config = JSON.parse(document.getElementById("map-config").textContent);
+const status = document.getElementById("map-status");
+const MAX_FEATURES = 5000; // per layer and view; beyond this the map asks to zoom in
+const PAGE_SIZE = 1000;
+
+const map = L.map("map", { zoomControl: true, attributionControl: true, preferCanvas: false });
+map.attributionControl.setPrefix(false);
+map.attributionControl.addAttribution(escapeText(config.council.attribution));
+L.control.scale({ imperial: false }).addTo(map);
+const { lat, lon, zoom } = config.council.view;
+map.setView([lat, lon], zoom);
+map.createPane("boundary").style.zIndex = 450;
+
+const active = new Map(); // layer id -> { group, controller }
+
+function escapeText(text) {
+  const span = document.createElement("span");
+  span.textContent = text;
+  return span.innerHTML;
+}
+
+function pathStyle(layer) {
+  const s = layer.style;
+  return {
+    color: s.colour,
+    weight: s.weight,
+    fillColor: s.fill_colour || s.colour,
+    fillOpacity: s.fill_opacity,
+    dashArray: s.dash || null,
+    radius: s.radius,
+    className: `layer-${layer.id}`,
+  };
+}
+
+function popupContent(layer, feature) {
+  const wrapper = document.createElement("div");
+  wrapper.className = "app-popup";
+  const heading = document.createElement("h2");
+  heading.className = "govuk-heading-s";
+  heading.textContent = layer.title;
+  wrapper.append(heading);
+  const list = document.createElement("dl");
+  list.className = "govuk-summary-list govuk-summary-list--no-border app-popup__list";
+  for (const field of layer.fields) {
+    const value = feature.properties[field.name];
+    if (value === null || value === undefined || value === "") continue;
+    const row = document.createElement("div");
+    row.className = "govuk-summary-list__row";
+    const key = document.createElement("dt");
+    key.className = "govuk-summary-list__key";
+    key.textContent = field.label;
+    const val = document.createElement("dd");
+    val.className = "govuk-summary-list__value";
+    val.textContent = String(value);
+    row.append(key, val);
+    list.append(row);
+  }
+  wrapper.append(list);
+  const source = document.createElement("p");
+  source.className = "govuk-body-s app-popup__source";
+  source.textContent = layer.attribution;
+  wrapper.append(source);
+  return wrapper;
+}
+
+function geojsonLayer(layer, pane) {
+  const style = pathStyle(layer);
+  return L.geoJSON(null, {
+    pane,
+    style: () => style,
+    pointToLayer: (_feature, latlng) => L.circleMarker(latlng, style),
+    onEachFeature: (feature, leafletLayer) => {
+      if (layer.fields.length) leafletLayer.bindPopup(() => popupContent(layer, feature));
+    },
+  });
+}
+
+async function fetchFeatures(layer, bbox, signal) {
+  // Follow the API's "next" links until the view is complete or the cap is reached.
+  let url = `${config.ogcUrl}/collections/${encodeURIComponent(layer.id)}/items?f=json&limit=${PAGE_SIZE}`;
+  if (bbox) url += `&bbox=${bbox.map((n) => n.toFixed(6)).join(",")}`;
+  const features = [];
+  while (url && features.length < MAX_FEATURES) {
+    const response = await fetch(url, { signal, headers: { Accept: "application/geo+json" } });
+    if (!response.ok) throw new Error(`${layer.title}: the server answered ${response.status}`);
+    const page = await response.json();
+    features.push(...page.features);
+    const next = (page.links || []).find((link) => link.rel === "next");
+    url = page.features.length === PAGE_SIZE && next ? next.href : null;
+  }
+  return { features, truncated: Boolean(url) };
+}
+
+function viewBbox() {
+  const b = map.getBounds();
+  return [b.getWest(), b.getSouth(), b.getEast(), b.getNorth()];
+}
+
+async function refresh(layer) {
+  const entry = active.get(layer.id);
+  if (!entry) return;
+  entry.controller?.abort();
+  entry.controller = new AbortController();
+  try {
+    const { features, truncated } = await fetchFeatures(layer, viewBbox(), entry.controller.signal);
+    entry.group.clearLayers();
+    entry.group.addData({ type: "FeatureCollection", features });
+    entry.count = features.length;
+    const item = document.querySelector(`[data-layer-id="${layer.id}"]`);
+    if (item) item.dataset.count = String(features.length);
+    setStatus(truncated ? `${layer.title}: showing the first ${features.length} features; zoom in to see all.` : null);
+  } catch (error) {
+    if (error.name !== "AbortError") setStatus(error.message);
+  }
+}
+
+function setStatus(message) {
+  if (message) {
+    status.textContent = message;
+    return;
+  }
+  const parts = [...active.entries()].map(([id, entry]) => {
+    const layer = config.layers.find((l) => l.id === id);
+    return `${layer.title}: ${entry.count ?? 0}`;
+  });
+  status.textContent = parts.length ? `Shown in this view — ${parts.join("; ")}.` : "";
+}
+
+function toggle(layer, on) {
+  if (on && !active.has(layer.id)) {
+    const group = geojsonLayer(layer).addTo(map);
+    active.set(layer.id, { group, controller: null, count: 0 });
+    refresh(layer);
+  } else if (!on && active.has(layer.id)) {
+    const entry = active.get(layer.id);
+    entry.controller?.abort();
+    map.removeLayer(entry.group);
+    active.delete(layer.id);
+    setStatus();
+  }
+}
+
+function legendSwatch(layer) {
+  const s = layer.style;
+  const ns = "http://www.w3.org/2000/svg";
+  const svg = document.createElementNS(ns, "svg");
+  svg.setAttribute("width", "20");
+  svg.setAttribute("height", "20");
+  svg.setAttribute("viewBox", "0 0 20 20");
+  svg.setAttribute("aria-hidden", "true");
+  svg.classList.add("app-legend-swatch");
+  let shape;
+  if (layer.geometry.endsWith("Point")) {
+    shape = document.createElementNS(ns, "circle");
+    shape.setAttribute("cx", "10");
+    shape.setAttribute("cy", "10");
+    shape.setAttribute("r", String(Math.min(s.radius + 1, 8)));
+  } else if (layer.geometry.endsWith("LineString")) {
+    shape = document.createElementNS(ns, "path");
+    shape.setAttribute("d", "M2 14 C7 4, 13 16, 18 6");
+    shape.setAttribute("fill", "none");
+  } else {
+    shape = document.createElementNS(ns, "rect");
+    shape.setAttribute("x", "2");
+    shape.setAttribute("y", "3");
+    shape.setAttribute("width", "16");
+    shape.setAttribute("height", "14");
+  }
+  shape.setAttribute("stroke", s.colour);
+  shape.setAttribute("stroke-width", String(Math.min(s.weight, 3)));
+  if (s.dash) shape.setAttribute("stroke-dasharray", s.dash);
+  if (!layer.geometry.endsWith("LineString")) {
+    shape.setAttribute("fill", s.fill_colour || s.colour);
+    shape.setAttribute("fill-opacity", String(Math.max(s.fill_opacity, 0.05)));
+  }
+  svg.append(shape);
+  return svg;
+}
+
+function buildSwitcher() {
+  const form = document.getElementById("layer-switcher");
+  form.replaceChildren();
+  const themes = new Map();
+  for (const layer of config.layers) {
+    if (layer.id === config.council.boundaryLayer) continue;
+    if (!themes.has(layer.theme)) themes.set(layer.theme, []);
+    themes.get(layer.theme).push(layer);
+  }
+  for (const [theme, layers] of themes) {
+    const fieldset = document.createElement("fieldset");
+    fieldset.className = "govuk-fieldset app-layer-group";
+    const legend = document.createElement("legend");
+    legend.className = "govuk-fieldset__legend govuk-fieldset__legend--s";
+    legend.textContent = theme;
+    const boxes = document.createElement("div");
+    boxes.className = "govuk-checkboxes govuk-checkboxes--small";
+    for (const layer of layers) {
+      const item = document.createElement("div");
+      item.className = "govuk-checkboxes__item";
+      item.dataset.layerId = layer.id;
+      const input = document.createElement("input");
+      input.className = "govuk-checkboxes__input";
+      input.type = "checkbox";
+      input.id = `layer-${layer.id}`;
+      input.name = "layers";
+      input.value = layer.id;
+      input.checked = layer.visible;
+      const label = document.createElement("label");
+      label.className = "govuk-label govuk-checkboxes__label app-layer-label";
+      label.htmlFor = input.id;
+      label.append(legendSwatch(layer), document.createTextNode(layer.title));
+      if (layer.synthetic) {
+        const tag = document.createElement("strong");
+        tag.className = "govuk-tag govuk-tag--grey app-tag";
+        tag.textContent = "Synthetic";
+        label.append(tag);
+      }
+      input.addEventListener("change", () => toggle(layer, input.checked));
+      item.append(input, label);
+      boxes.append(item);
+    }
+    fieldset.append(legend, boxes);
+    form.append(fieldset);
+  }
+}
+
+async function drawBoundary() {
+  const layer = config.layers.find((l) => l.id === config.council.boundaryLayer);
+  if (!layer) return;
+  const { features } = await fetchFeatures(layer, null, undefined);
+  const style = { ...pathStyle(layer), interactive: false };
+  const boundary = L.geoJSON({ type: "FeatureCollection", features }, { pane: "boundary", style: () => style });
+  boundary.addTo(map);
+  if (features.length) map.fitBounds(boundary.getBounds(), { padding: [8, 8] });
+  document.getElementById("map").dataset.boundary = "drawn";
+}
+
+buildSwitcher();
+map.on("moveend", () => active.forEach((_entry, id) => refresh(config.layers.find((l) => l.id === id))));
+drawBoundary()
+  .catch((error) => setStatus(`The borough boundary could not be loaded: ${error.message}`))
+  .finally(() => {
+    for (const layer of config.layers) {
+      if (layer.visible && layer.id !== config.council.boundaryLayer) toggle(layer, true);
+    }
+  });

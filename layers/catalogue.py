@@ -1,0 +1,78 @@
+"""Reads a council's catalogue folder: ``council.yml`` plus one YAML file per layer."""
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+from pydantic import ValidationError
+
+from layers.model import CouncilProfile, Layer
+from mapserver.errors import ServiceError
+
+PROFILE_FILE = "council.yml"
+
+
+@dataclass(frozen=True)
+class Catalogue:
+    council: CouncilProfile
+    layers: dict[str, Layer]
+    directory: Path
+
+    def layer(self, layer_id: str) -> Layer:
+        try:
+            return self.layers[layer_id]
+        except KeyError:
+            known = ", ".join(sorted(self.layers))
+            raise ServiceError(f"No layer {layer_id!r} in the catalogue. Known: {known}") from None
+
+    @property
+    def public_layers(self) -> list[Layer]:
+        return [layer for layer in self.layers.values() if layer.access == "public"]
+
+    @property
+    def sample_layers(self) -> list[Layer]:
+        return [layer for layer in self.layers.values() if layer.sample]
+
+
+def _read(path: Path, model: type[Layer] | type[CouncilProfile]) -> Layer | CouncilProfile:
+    try:
+        document = yaml.safe_load(path.read_text(encoding="utf-8"))
+        return model.model_validate(document)
+    except yaml.YAMLError as exc:
+        raise ServiceError(f"{path}: not valid YAML: {exc}") from None
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or '(top)'}: {err['msg']}"
+            for err in exc.errors()
+        )
+        raise ServiceError(f"{path}: {problems}") from None
+
+
+def load_catalogue(directory: Path) -> Catalogue:
+    directory = Path(directory)
+    profile_path = directory / PROFILE_FILE
+    if not profile_path.is_file():
+        raise ServiceError(
+            f"No council profile at {profile_path}.",
+            hint="Set MAPSERVER_COUNCIL to a folder in layers/ or MAPSERVER_CATALOGUE_DIR.",
+        )
+    council = _read(profile_path, CouncilProfile)
+    layers: dict[str, Layer] = {}
+    tables: dict[str, str] = {}
+    for path in sorted(directory.glob("*.yml")):
+        if path.name == PROFILE_FILE:
+            continue
+        layer = _read(path, Layer)
+        if layer.id != path.stem:
+            raise ServiceError(f"{path}: id {layer.id!r} must match the file name {path.stem!r}")
+        if layer.table_name in tables:
+            raise ServiceError(
+                f"{path}: table {layer.table_name!r} is already used by {tables[layer.table_name]}"
+            )
+        tables[layer.table_name] = layer.id
+        layers[layer.id] = layer
+    if council.boundary_layer not in layers:
+        raise ServiceError(
+            f"{profile_path}: boundary_layer {council.boundary_layer!r} is not in the catalogue"
+        )
+    return Catalogue(council=council, layers=layers, directory=directory)

@@ -1,0 +1,127 @@
+"""What a layer and a council are: the schema of the catalogue's YAML files."""
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+
+# Lower-case SQL identifiers, so they never need quoting and cannot smuggle SQL; short
+# enough to take the loader's staging and version suffixes within 63 characters.
+Identifier = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,39}$")]
+Colour = Annotated[str, StringConstraints(pattern=r"^#[0-9a-fA-F]{6}$")]
+FieldType = Literal["string", "integer", "number", "boolean", "date", "datetime"]
+GeometryType = Literal[
+    "Point", "MultiPoint", "LineString", "MultiLineString", "Polygon", "MultiPolygon"
+]
+Access = Literal["public", "staff", "emergency"]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class LayerField(Strict):
+    name: Identifier
+    type: FieldType = "string"
+    label: str
+    access: Literal["public", "restricted"] = "public"
+    source: str | None = Field(None, description="Column in the source file, when named otherwise.")
+
+    @property
+    def source_name(self) -> str:
+        return self.source or self.name
+
+
+class Style(Strict):
+    colour: Colour = "#1d70b8"
+    fill_colour: Colour | None = None
+    fill_opacity: float = Field(0.2, ge=0, le=1)
+    weight: float = Field(2, ge=0, le=20)
+    radius: float = Field(5, ge=1, le=30)
+    dash: str | None = Field(None, pattern=r"^[0-9 ,]*$")
+
+
+class Source(Strict):
+    path: str | None = None
+    url: str | None = None
+    layer: str | None = Field(None, description="Layer inside a GeoPackage or other container.")
+    x_field: str | None = Field(None, description="CSV column holding x (lon or easting).")
+    y_field: str | None = Field(None, description="CSV column holding y (lat or northing).")
+    crs: str | None = Field(None, description="CRS of the source when the file does not say.")
+
+    @model_validator(mode="after")
+    def _one_location(self) -> "Source":
+        if bool(self.path) == bool(self.url):
+            raise ValueError("a source needs exactly one of path or url")
+        return self
+
+
+class Layer(Strict):
+    id: Identifier
+    title: str
+    description: str = ""
+    theme: str
+    geometry: GeometryType
+    table: Identifier | None = None
+    crs: str = "EPSG:27700"
+    id_field: Identifier = "fid"
+    fields: list[LayerField] = []
+    style: Style = Style()
+    attribution: str
+    licence: str = "OGL-UK-3.0"
+    access: Access = "public"
+    source: Source | None = None
+    sample: bool = Field(False, description="Loaded into an empty database on first start.")
+    synthetic: bool = Field(False, description="Generated data standing in for real records.")
+    visible: bool = Field(False, description="Switched on when the map opens.")
+    large: bool = Field(False, description="Too big for a COUNT(*) on every request.")
+    keywords: list[str] = []
+
+    @model_validator(mode="after")
+    def _unique_fields(self) -> "Layer":
+        names = [f.name for f in self.fields]
+        reserved = {self.id_field, "geom"}
+        if len(set(names)) != len(names) or reserved & set(names):
+            raise ValueError(f"field names must be unique and not {sorted(reserved)}")
+        return self
+
+    @property
+    def table_name(self) -> str:
+        return self.table or self.id
+
+    @property
+    def srid(self) -> int:
+        authority, _, code = self.crs.partition(":")
+        if authority.upper() != "EPSG" or not code.isdigit():
+            raise ValueError(f"layer {self.id}: crs must be EPSG:<code>, not {self.crs}")
+        return int(code)
+
+    @property
+    def public_fields(self) -> list[LayerField]:
+        return [f for f in self.fields if f.access == "public"]
+
+
+class View(Strict):
+    lat: float = Field(ge=49, le=61)
+    lon: float = Field(ge=-9, le=2)
+    zoom: int = Field(ge=5, le=19)
+
+
+class Contact(Strict):
+    name: str
+    email: str | None = None
+    phone: str | None = None
+    url: str | None = None
+
+
+class CouncilProfile(Strict):
+    id: Identifier
+    name: str
+    short_name: str
+    code: str = Field(description="ONS code of the local authority, e.g. E08000007.")
+    crs: str = "EPSG:27700"
+    boundary_layer: Identifier
+    bbox: tuple[float, float, float, float] = Field(description="Extent in CRS84 (lon/lat).")
+    initial_view: View
+    attribution: str
+    contact: Contact
+    website: str | None = None

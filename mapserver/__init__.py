@@ -1,0 +1,1 @@
+"""The web mapping service: settings, database, app factory, pygeoapi mount and pages."""

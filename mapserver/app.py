@@ -1,0 +1,53 @@
+"""The app factory: pages, health, static front-end packages and pygeoapi at ``/ogc``."""
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
+
+from mapserver import health, pages
+from mapserver.errors import ServiceError
+from mapserver.ogc import mount_pygeoapi
+from mapserver.runtime import Runtime
+
+NODE_MODULES = pages.FRONTEND_DIR / "node_modules"
+# URL prefix -> folder inside an npm package: served as they are, never from a CDN.
+VENDOR = {
+    "/vendor/leaflet": NODE_MODULES / "leaflet" / "dist",
+    "/vendor/govuk": NODE_MODULES / "govuk-frontend" / "dist" / "govuk",
+}
+
+
+def create_app(runtime: Runtime) -> FastAPI:
+    missing = [str(path) for path in VENDOR.values() if not path.is_dir()]
+    if missing:
+        raise ServiceError(
+            f"Front-end packages are missing ({', '.join(missing)}).",
+            hint="Run `make run` (it runs npm ci in frontend/), or `cd frontend && npm ci`.",
+        )
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        runtime.engine.dispose()
+
+    council = runtime.catalogue.council
+    app = FastAPI(
+        title=f"{council.short_name} maps",
+        description=f"Web mapping service of {council.name}.",
+        docs_url="/api/docs",
+        openapi_url="/api/openapi.json",
+        redoc_url=None,
+        lifespan=lifespan,
+    )
+    app.state.settings = runtime.settings
+    app.state.engine = runtime.engine
+    app.state.catalogue = runtime.catalogue
+    app.include_router(pages.router)
+    app.include_router(health.router)
+    app.mount("/static", StaticFiles(directory=pages.FRONTEND_DIR / "static"), name="static")
+    for prefix, directory in VENDOR.items():
+        app.mount(prefix, StaticFiles(directory=directory), name=prefix.strip("/"))
+    mount_pygeoapi(app, runtime.settings)
+    return app

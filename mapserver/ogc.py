@@ -1,0 +1,59 @@
+"""pygeoapi mounted at ``/ogc``.
+
+pygeoapi reads its configuration when ``pygeoapi.starlette_app`` is first imported, so the
+environment is set before that import and one process serves one configuration. The
+committed ``config/pygeoapi.yml`` holds ``${MAPSERVER_...}`` placeholders that are filled
+here from the settings; its OpenAPI document is generated at start-up (it reads the
+database) into the state folder.
+"""
+
+import os
+import sys
+from pathlib import Path
+
+from fastapi import FastAPI
+from sqlalchemy.engine import make_url
+
+from mapserver.settings import Settings
+
+MOUNT = "/ogc"
+
+
+def pygeoapi_environment(settings: Settings) -> dict[str, str]:
+    if not settings.database_url:
+        raise RuntimeError("the database URL must be resolved before mounting pygeoapi")
+    url = make_url(settings.database_url)
+    return {
+        "MAPSERVER_DB_HOST": url.host or "localhost",
+        "MAPSERVER_DB_PORT": str(url.port or 5432),
+        "MAPSERVER_DB_NAME": url.database or "",
+        "MAPSERVER_DB_USER": url.username or "",
+        "MAPSERVER_DB_PASSWORD": url.password or "",
+        "MAPSERVER_DB_POOL_SIZE": str(settings.pool_size),
+        "MAPSERVER_DB_MAX_OVERFLOW": str(settings.max_overflow),
+        "MAPSERVER_DB_POOL_RECYCLE": str(settings.pool_recycle),
+        "MAPSERVER_OGC_URL": settings.base_url + MOUNT,
+    }
+
+
+def _write_openapi(config: Path, target: Path) -> None:
+    from pygeoapi.openapi import generate_openapi_document
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(generate_openapi_document(config, "yaml"))
+
+
+def mount_pygeoapi(app: FastAPI, settings: Settings) -> None:
+    config = settings.pygeoapi_config.resolve()
+    loaded = sys.modules.get("pygeoapi.starlette_app")
+    if loaded is not None and os.environ.get("PYGEOAPI_CONFIG") != str(config):
+        raise RuntimeError("pygeoapi is already loaded with another configuration")
+    os.environ.update(pygeoapi_environment(settings))
+    os.environ["PYGEOAPI_CONFIG"] = str(config)
+    openapi = settings.state_dir / "pygeoapi-openapi.yml"
+    os.environ["PYGEOAPI_OPENAPI"] = str(openapi)
+    if loaded is None:
+        _write_openapi(config, openapi)
+    from pygeoapi import starlette_app
+
+    app.mount(MOUNT, starlette_app.APP)

@@ -1,0 +1,47 @@
+"""Bringing the service's dependencies up and down: catalogue, database (private cluster
+when no URL is set), migrations and layer tables. Shared by the CLI and the tests."""
+
+from dataclasses import dataclass
+
+from sqlalchemy.engine import Engine
+
+from layers.catalogue import Catalogue, load_catalogue
+from layers.tables import ensure_layer_tables
+from mapserver.cluster import PrivateCluster
+from mapserver.database import check_connection, make_engine, migrate, private_cluster
+from mapserver.settings import Settings
+
+
+@dataclass
+class Runtime:
+    settings: Settings  # with database_url resolved
+    engine: Engine
+    catalogue: Catalogue
+    started_cluster: PrivateCluster | None = None  # stopped by close() when we started it
+
+    def close(self) -> None:
+        self.engine.dispose()
+        if self.started_cluster is not None:
+            self.started_cluster.stop()
+
+
+def start(settings: Settings) -> Runtime:
+    catalogue = load_catalogue(settings.catalogue_path)
+    started = None
+    if not settings.database_url:
+        cluster = private_cluster(settings)
+        if cluster.start():
+            started = cluster
+        cluster.create_database(settings.pg_database)
+        settings = settings.model_copy(update={"database_url": cluster.url(settings.pg_database)})
+    assert settings.database_url
+    try:
+        engine = make_engine(settings.database_url, settings)
+        check_connection(engine)
+        migrate(engine)
+        ensure_layer_tables(engine, list(catalogue.layers.values()))
+    except BaseException:
+        if started is not None:
+            started.stop()
+        raise
+    return Runtime(settings=settings, engine=engine, catalogue=catalogue, started_cluster=started)

@@ -1,0 +1,70 @@
+"""Every setting of the service, read once from the environment (prefix ``MAPSERVER_``).
+
+``DATABASE_URL`` is also accepted without the prefix, as hosting platforms set it.
+With no database URL the service runs its own private PostgreSQL cluster under
+``state_dir`` (see :mod:`mapserver.cluster`).
+"""
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="MAPSERVER_", env_file=".env", extra="ignore")
+
+    database_url: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("DATABASE_URL", "MAPSERVER_DATABASE_URL"),
+        description="PostgreSQL URL (postgresql://user:pass@host:port/db). Unset: private cluster.",
+    )
+    host: str = Field("127.0.0.1", description="Address the web server listens on.")
+    port: int = Field(8000, ge=1, le=65535, description="Port the web server listens on.")
+    public_url: str | None = Field(
+        None, description="External base URL (behind a proxy). Default: http://host:port."
+    )
+    council: str = Field("stockport", description="Council profile: a folder in layers/.")
+    catalogue_dir: Path | None = Field(
+        None, description="Layer catalogue folder. Default: layers/<council>."
+    )
+    state_dir: Path = Field(
+        PROJECT_DIR / "var", description="Runtime state: private cluster, generated files."
+    )
+    pygeoapi_config: Path = Field(
+        PROJECT_DIR / "config" / "pygeoapi.yml", description="Generated pygeoapi configuration."
+    )
+    load_samples: bool = Field(
+        True, description="Load the catalogue's sample layers into an empty database at start."
+    )
+
+    # Private cluster (only used when no database URL is set).
+    pg_port: int = Field(54329, ge=1, le=65535, description="Port of the private cluster.")
+    pg_bin_dir: Path | None = Field(
+        None, description="PostgreSQL binaries (initdb, pg_ctl). Default: newest found."
+    )
+    pg_database: str = Field("mapserver", description="Database name in the private cluster.")
+    pg_fast: bool = Field(
+        False, description="Private cluster without fsync: for throwaway test clusters only."
+    )
+
+    # Connection pool: one per process, long-lived (PostGIS pays PROJ set-up per connection).
+    pool_size: int = Field(5, ge=1, description="Pooled connections per process.")
+    max_overflow: int = Field(10, ge=0, description="Extra connections under load.")
+    pool_recycle: int = Field(1800, ge=-1, description="Seconds before a connection is renewed.")
+
+    @property
+    def catalogue_path(self) -> Path:
+        return self.catalogue_dir or PROJECT_DIR / "layers" / self.council
+
+    @property
+    def base_url(self) -> str:
+        return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()
