@@ -17,10 +17,12 @@ test:
 	@scripts/bootstrap.sh venv test
 	@scripts/bootstrap.sh npm
 	$(VENV)/ruff check .
+	$(VENV)/ruff format --check .
 	$(VENV)/pytest $(PYTEST_ARGS)
 
 lint:
 	$(VENV)/ruff check .
+	$(VENV)/ruff format --check .
 
 # Regenerate config/pygeoapi.yml from the layer catalogue (commit the result).
 config:

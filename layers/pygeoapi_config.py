@@ -26,6 +26,8 @@ LICENCES = {
     ),
 }
 
+# pygeoapi's PostgreSQL provider with an exact lon/lat bbox (see mapserver/ogc_provider.py).
+PROVIDER = "mapserver.ogc_provider.CouncilPostgreSQLProvider"
 CONNECTION = {
     "host": "${MAPSERVER_DB_HOST}",
     "port": "${MAPSERVER_DB_PORT}",
@@ -62,7 +64,7 @@ def _collection(layer: Layer, catalogue: Catalogue) -> dict[str, Any]:
         "providers": [
             {
                 "type": "feature",
-                "name": "PostgreSQL",
+                "name": PROVIDER,
                 "data": CONNECTION,
                 "options": POOL,
                 "id_field": layer.id_field,

@@ -86,8 +86,11 @@ def load_layer(
         version_id, version = conn.execute(
             text(sql.NEXT_VERSION),
             {
-                "layer": layer.id, "source_uri": str(path), "sha256": _sha256(path),
-                "crs_out": layer.crs, "run_by": run_by,
+                "layer": layer.id,
+                "source_uri": str(path),
+                "sha256": _sha256(path),
+                "crs_out": layer.crs,
+                "run_by": run_by,
             },
         ).one()
     rejected_rows = prepared.rows_read - len(prepared.frame)
@@ -120,9 +123,12 @@ def load_layer(
             conn.execute(
                 text(sql.PROMOTE),
                 {
-                    "id": version_id, "rows_read": prepared.rows_read,
-                    "rows_loaded": len(prepared.frame), "rows_rejected": rejected_rows,
-                    "rows_repaired": prepared.repaired, "crs_in": crs_in,
+                    "id": version_id,
+                    "rows_read": prepared.rows_read,
+                    "rows_loaded": len(prepared.frame),
+                    "rows_rejected": rejected_rows,
+                    "rows_repaired": prepared.repaired,
+                    "crs_in": crs_in,
                     "details": json.dumps(
                         {"rejects_file": str(rejects_file) if rejects_file else None}
                     ),
@@ -133,13 +139,19 @@ def load_layer(
             conn.execute(
                 text(sql.FAIL_VERSION),
                 {
-                    "id": version_id, "message": str(exc)[:2000],
-                    "rows_read": prepared.rows_read, "rows_rejected": rejected_rows,
+                    "id": version_id,
+                    "message": str(exc)[:2000],
+                    "rows_read": prepared.rows_read,
+                    "rows_rejected": rejected_rows,
                 },
             )
         raise
     return LoadResult(
-        layer=layer.id, version=version, rows_read=prepared.rows_read,
-        rows_loaded=len(prepared.frame), rows_rejected=rejected_rows,
-        rows_repaired=prepared.repaired, rejects_file=rejects_file,
+        layer=layer.id,
+        version=version,
+        rows_read=prepared.rows_read,
+        rows_loaded=len(prepared.frame),
+        rows_rejected=rejected_rows,
+        rows_repaired=prepared.repaired,
+        rejects_file=rejects_file,
     )

@@ -67,7 +67,9 @@ def _geometries(frame: gpd.GeoDataFrame, layer: Layer) -> tuple[np.ndarray, pd.S
     single = MULTI.get(layer.geometry, layer.geometry)
     types = np.array(shapely.get_type_id(geoms))
     wanted = {
-        "Point": {0, 4}, "LineString": {1, 5}, "Polygon": {3, 6},
+        "Point": {0, 4},
+        "LineString": {1, 5},
+        "Polygon": {3, 6},
     }[single]
     wrong = ~missing & ~np.isin(types, list(wanted))
     for index in np.flatnonzero(wrong):
@@ -93,8 +95,14 @@ def _geometries(frame: gpd.GeoDataFrame, layer: Layer) -> tuple[np.ndarray, pd.S
 
 def _type_name(type_id: int) -> str:
     return [
-        "Point", "LineString", "LinearRing", "Polygon", "MultiPoint",
-        "MultiLineString", "MultiPolygon", "GeometryCollection",
+        "Point",
+        "LineString",
+        "LinearRing",
+        "Polygon",
+        "MultiPoint",
+        "MultiLineString",
+        "MultiPolygon",
+        "GeometryCollection",
     ][type_id]
 
 
@@ -105,7 +113,8 @@ def _parts_of_dimension(geom: shapely.Geometry, dimension: int) -> shapely.Geome
 
 def _as_multi(geom: shapely.Geometry) -> shapely.Geometry:
     return {
-        "Point": shapely.MultiPoint, "LineString": shapely.MultiLineString,
+        "Point": shapely.MultiPoint,
+        "LineString": shapely.MultiLineString,
         "Polygon": shapely.MultiPolygon,
     }[geom.geom_type]([geom])
 
@@ -127,8 +136,12 @@ def prepare(frame: gpd.GeoDataFrame, layer: Layer) -> Prepared:
         out[spec.name] = typed
         for index in np.flatnonzero(bad.to_numpy()):
             prepared.rejects.append(
-                Reject(index + 1, spec.source_name, str(frame[spec.source_name].iloc[index]),
-                       f"not a valid {spec.type}")
+                Reject(
+                    index + 1,
+                    spec.source_name,
+                    str(frame[spec.source_name].iloc[index]),
+                    f"not a valid {spec.type}",
+                )
             )
         rejected |= bad
     geoms, reasons, prepared.repaired = _geometries(frame, layer)

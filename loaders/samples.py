@@ -36,8 +36,11 @@ def load_missing_samples(
                 if layer.id in live or layer.source is None or layer.source.path is None:
                     continue
                 result = load_layer(
-                    engine, layer, source_path(layer.source.path),
-                    reports_dir=reports_dir, run_by=default_run_by("sample data"),
+                    engine,
+                    layer,
+                    source_path(layer.source.path),
+                    reports_dir=reports_dir,
+                    run_by=default_run_by("sample data"),
                 )
                 progress(result)
                 results.append(result)

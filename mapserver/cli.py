@@ -105,9 +105,12 @@ def load(
         layer = runtime.catalogue.layer(layer_id)
         _report(
             load_layer(
-                runtime.engine, layer, source,
+                runtime.engine,
+                layer,
+                source,
                 reports_dir=runtime.settings.state_dir / "loads",
-                run_by=default_run_by("mapserver load"), max_reject_ratio=max_reject_ratio,
+                run_by=default_run_by("mapserver load"),
+                max_reject_ratio=max_reject_ratio,
             )
         )
     finally:
@@ -133,7 +136,8 @@ def layers() -> None:
             row = live.get(layer.id)
             state = (
                 f"v{row.version}, {row.rows_loaded} rows, {row.finished_at:%Y-%m-%d %H:%M}"
-                if row else "not loaded"
+                if row
+                else "not loaded"
             )
             typer.echo(f"{layer.id:<28} {layer.access:<9} {state}")
     finally:
@@ -191,21 +195,10 @@ def db_url() -> None:
 
 def main() -> None:
     try:
-        app(standalone_mode=False)
+        app()  # standalone: usage errors print typer's help and exit 2
     except ServiceError as exc:
         _say(f"error: {exc}")
         sys.exit(1)
-    except (typer.Abort, KeyboardInterrupt):
-        sys.exit(130)
-    except typer.Exit as exc:
-        sys.exit(exc.exit_code)
-    except Exception as exc:  # click's usage errors
-        import click
-
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
-        raise
 
 
 if __name__ == "__main__":

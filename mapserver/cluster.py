@@ -14,6 +14,7 @@ import shutil
 import subprocess
 import time
 from contextlib import closing
+from functools import cached_property
 from pathlib import Path
 from urllib.parse import quote
 
@@ -65,11 +66,9 @@ class PrivateCluster:
         self.run_as = "postgres" if os.geteuid() == 0 else None
         self.password_file = self.state_dir / "pg-password"
 
-    @property
+    @cached_property
     def bin_dir(self) -> Path:
-        if not isinstance(self._bin_dir, Path) or not (self._bin_dir / "initdb").is_file():
-            self._bin_dir = find_bin_dir(self._bin_dir)
-        return self._bin_dir
+        return find_bin_dir(self._bin_dir)
 
     @property
     def data_dir(self) -> Path:
@@ -134,8 +133,10 @@ class PrivateCluster:
             result = self._as_server(
                 [
                     str(self.bin_dir / "initdb"),
-                    "-D", str(data_dir),
-                    "-U", SUPERUSER,
+                    "-D",
+                    str(data_dir),
+                    "-U",
+                    SUPERUSER,
                     f"--pwfile={pwfile}",
                     "--auth-local=scram-sha-256",
                     "--auth-host=scram-sha-256",
@@ -156,6 +157,7 @@ class PrivateCluster:
 
     def start(self) -> bool:
         """Start the cluster (making it first if needed). True when this call started it."""
+        bin_dir = self.bin_dir  # fail first, and cleanly, when PostgreSQL is not installed
         if not self.is_initialised():
             self.initialise()
         if self.is_running():
@@ -172,8 +174,17 @@ class PrivateCluster:
             options += ["-c fsync=off", "-c synchronous_commit=off", "-c full_page_writes=off"]
         result = self._as_server(
             [
-                str(self.bin_dir / "pg_ctl"), "start", "-w", "-t", "60",
-                "-D", str(self.data_dir), "-l", str(log), "-o", " ".join(options),
+                str(bin_dir / "pg_ctl"),
+                "start",
+                "-w",
+                "-t",
+                "60",
+                "-D",
+                str(self.data_dir),
+                "-l",
+                str(log),
+                "-o",
+                " ".join(options),
             ],
             check=False,
         )

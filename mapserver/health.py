@@ -27,7 +27,7 @@ def healthz(request: Request) -> JSONResponse:
             for layer in catalogue.layers.values()
         )
         with engine.connect() as conn:
-            rows = dict(conn.execute(text(counts)).tuples().all()) if counts else {}
+            rows = {r.layer: r.n for r in conn.execute(text(counts))} if counts else {}
             live = {r.layer: r for r in conn.execute(text(LIVE_VERSIONS))}
     except DBAPIError as exc:
         reason = str(exc.orig).strip().splitlines()[0] if exc.orig else "unreachable"

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from fastapi import FastAPI
 from sqlalchemy.engine import make_url
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from mapserver.settings import Settings
 
@@ -43,6 +44,19 @@ def _write_openapi(config: Path, target: Path) -> None:
     target.write_text(generate_openapi_document(config, "yaml"))
 
 
+class LandingWithoutSlash:
+    """Serve ``/ogc`` itself (the landing page pygeoapi's links name) instead of the
+    redirect to ``/ogc/`` that a Starlette mount answers, which some clients do not follow."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"] == MOUNT:
+            scope = {**scope, "path": MOUNT + "/", "raw_path": (MOUNT + "/").encode()}
+        await self.app(scope, receive, send)
+
+
 def mount_pygeoapi(app: FastAPI, settings: Settings) -> None:
     config = settings.pygeoapi_config.resolve()
     loaded = sys.modules.get("pygeoapi.starlette_app")
@@ -56,4 +70,8 @@ def mount_pygeoapi(app: FastAPI, settings: Settings) -> None:
         _write_openapi(config, openapi)
     from pygeoapi import starlette_app
 
+    from mapserver import ogc_provider
+
+    ogc_provider.install()
     app.mount(MOUNT, starlette_app.APP)
+    app.add_middleware(LandingWithoutSlash)

@@ -33,8 +33,9 @@ def upgrade() -> None:
         sa.Column("rows_repaired", sa.BigInteger, nullable=False, server_default="0"),
         sa.Column("crs_in", sa.Text),
         sa.Column("crs_out", sa.Text),
-        sa.Column("started_at", sa.DateTime(timezone=True), nullable=False,
-                  server_default=sa.func.now()),
+        sa.Column(
+            "started_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
+        ),
         sa.Column("finished_at", sa.DateTime(timezone=True)),
         sa.Column("run_by", sa.Text, nullable=False),
         sa.Column("message", sa.Text),
@@ -47,8 +48,12 @@ def upgrade() -> None:
         schema="app",
     )
     op.create_index(
-        "layer_versions_one_live", "layer_versions", ["layer"], unique=True,
-        schema="app", postgresql_where=sa.text("status = 'live'"),
+        "layer_versions_one_live",
+        "layer_versions",
+        ["layer"],
+        unique=True,
+        schema="app",
+        postgresql_where=sa.text("status = 'live'"),
     )
 
 

@@ -1,0 +1,85 @@
+"""A load swaps a whole new version in, or changes nothing."""
+
+import json
+
+import pytest
+
+from loaders.pipeline import load_layer
+from loaders.samples import source_path
+from mapserver.errors import ServiceError
+
+
+@pytest.fixture
+def libraries(runtime):
+    return runtime.catalogue.layer("libraries")
+
+
+def live_version(scalar, layer_id: str) -> int:
+    return scalar(
+        "SELECT version FROM app.layer_versions WHERE layer = :l AND status = 'live'", l=layer_id
+    )
+
+
+def test_reload_swaps_in_a_new_version_and_keeps_the_previous(runtime, libraries, scalar, tmp_path):
+    before = live_version(scalar, "libraries")
+    result = load_layer(
+        runtime.engine,
+        libraries,
+        source_path(libraries.source.path),
+        reports_dir=tmp_path,
+        run_by="test",
+    )
+    assert result.version == before + 1 and result.rows_loaded == 16
+    assert live_version(scalar, "libraries") == before + 1
+    assert scalar("SELECT count(*) FROM layers.libraries") == 16
+    assert scalar("SELECT count(*) FROM layers.libraries__previous") == 16
+    assert (
+        scalar(
+            "SELECT status FROM app.layer_versions WHERE layer = 'libraries' AND version = :v",
+            v=before,
+        )
+        == "previous"
+    )
+
+
+def test_too_many_rejects_change_nothing(runtime, libraries, scalar, tmp_path):
+    source = json.loads(source_path(libraries.source.path).read_text())
+    for feature in source["features"][:4]:  # a quarter: polygons in a point layer
+        x, y = feature["geometry"]["coordinates"]
+        feature["geometry"] = {
+            "type": "Polygon",
+            "coordinates": [[[x, y], [x + 0.001, y], [x, y + 0.001], [x, y]]],
+        }
+    bad = tmp_path / "libraries.geojson"
+    bad.write_text(json.dumps(source))
+    before = live_version(scalar, "libraries")
+    with pytest.raises(ServiceError, match=r"4 of 16 rows rejected.*nothing was changed"):
+        load_layer(runtime.engine, libraries, bad, reports_dir=tmp_path, run_by="test")
+    assert live_version(scalar, "libraries") == before
+    assert scalar("SELECT count(*) FROM layers.libraries") == 16
+    report = (tmp_path / f"libraries-v{before + 1}-rejects.csv").read_text()
+    assert "Polygon in a Point layer" in report
+    assert (
+        scalar(
+            "SELECT status FROM app.layer_versions WHERE layer = 'libraries' AND version = :v",
+            v=before + 1,
+        )
+        == "failed"
+    )
+
+
+def test_missing_column_is_named(runtime, libraries, tmp_path):
+    source = json.loads(source_path(libraries.source.path).read_text())
+    for feature in source["features"]:
+        feature["properties"].pop("Postcode")
+    bad = tmp_path / "libraries.geojson"
+    bad.write_text(json.dumps(source))
+    with pytest.raises(ServiceError, match="no column Postcode"):
+        load_layer(runtime.engine, libraries, bad, reports_dir=tmp_path, run_by="test")
+
+
+def test_not_a_spatial_file(runtime, libraries, tmp_path):
+    bad = tmp_path / "libraries.geojson"
+    bad.write_text("this is not GeoJSON")
+    with pytest.raises(ServiceError, match="Cannot read libraries.geojson"):
+        load_layer(runtime.engine, libraries, bad, reports_dir=tmp_path, run_by="test")
