@@ -38,6 +38,7 @@ class Style(Strict):
     weight: float = Field(2, ge=0, le=20)
     radius: float = Field(5, ge=1, le=30)
     dash: str | None = Field(None, pattern=r"^[0-9 ,]*$")
+    icon: str | None = Field(None, pattern=r"^[a-z0-9-]{1,40}$", description="Marker icon name.")
 
 
 class Source(Strict):
@@ -47,12 +48,21 @@ class Source(Strict):
     x_field: str | None = Field(None, description="CSV column holding x (lon or easting).")
     y_field: str | None = Field(None, description="CSV column holding y (lat or northing).")
     crs: str | None = Field(None, description="CRS of the source when the file does not say.")
+    encoding: str | None = Field(None, description="Text encoding when not UTF-8.")
 
     @model_validator(mode="after")
     def _one_location(self) -> "Source":
         if bool(self.path) == bool(self.url):
             raise ValueError("a source needs exactly one of path or url")
         return self
+
+
+class Derived(Strict):
+    """A layer computed from another one's features, rebuilt whenever that one loads."""
+
+    layer: Identifier
+    field: Identifier
+    values: list[str | int | bool] = Field(min_length=1)
 
 
 class Layer(Strict):
@@ -75,13 +85,29 @@ class Layer(Strict):
     visible: bool = Field(False, description="Switched on when the map opens.")
     large: bool = Field(False, description="Too big for a COUNT(*) on every request.")
     keywords: list[str] = []
+    key: Identifier | None = Field(None, description="Field identifying a feature: no duplicates.")
+    time_field: Identifier | None = Field(None, description="Date field for datetime queries.")
+    outside_boundary: Literal["reject", "keep"] = Field(
+        "keep", description="What to do with features outside the council boundary."
+    )
+    boundary_tolerance_m: float = Field(100, ge=0, le=50_000)
+    max_reject_ratio: float = Field(0.01, ge=0, le=1)
+    refresh: Literal["hourly", "daily", "weekly"] | None = Field(
+        None, description="How often `mapserver refresh` checks the source for changes."
+    )
+    derived_from: Derived | None = None
 
     @model_validator(mode="after")
-    def _unique_fields(self) -> "Layer":
+    def _consistent(self) -> "Layer":
         names = [f.name for f in self.fields]
         reserved = {self.id_field, "geom"}
         if len(set(names)) != len(names) or reserved & set(names):
             raise ValueError(f"field names must be unique and not {sorted(reserved)}")
+        for role in ("key", "time_field"):
+            if getattr(self, role) not in (None, *names):
+                raise ValueError(f"{role} {getattr(self, role)!r} is not one of the fields")
+        if self.derived_from and self.source:
+            raise ValueError("a derived layer has no source of its own")
         return self
 
     @property
