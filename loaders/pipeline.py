@@ -1,28 +1,39 @@
-"""Loading one layer: read, prepare, bulk-copy into a staging table, index, then swap it
-in. Everything after the provenance record happens in one transaction, so readers see
-the old version or the new one, never half of one, and a failed or killed load leaves
-the previous version serving."""
+"""Loading one layer: read a source in batches, prepare each batch, stream the rows into a
+staging table with COPY, index it, then swap it in.
+
+Everything after the provenance record happens in one transaction, so readers see the
+old version or the new one, never half of one, and a refused, failed or killed load
+leaves the previous version serving. Reading and preparing (this process) overlap with
+PostgreSQL parsing and writing the rows (the server process).
+"""
 
 import csv
 import getpass
-import hashlib
 import io
 import json
 import socket
-from dataclasses import dataclass
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
+import pyarrow.csv as pacsv
+import shapely
 from sqlalchemy import text
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 
+from layers.catalogue import Catalogue
 from layers.model import Layer, Source
 from layers.tables import layer_table
 from loaders import sql
-from loaders.prepare import Prepared, Reject, prepare
-from loaders.read import read_source
+from loaders.prepare import Context, Reject, check_columns, check_coordinates, prepare_batch
+from loaders.read import Reader, open_reader
+from loaders.sources import LocalSource, open_source
 from mapserver.errors import ServiceError
 
-DEFAULT_MAX_REJECT_RATIO = 0.01
+Progress = Callable[[int, int | None], None]  # rows read so far, total rows when known
+MAX_REJECTS_KEPT = 100_000  # listed in the report; beyond this they are only counted
+CSV_OPTIONS = pacsv.WriteOptions(include_header=False, quoting_style="needed")
 
 
 @dataclass(frozen=True)
@@ -33,19 +44,67 @@ class LoadResult:
     rows_loaded: int
     rows_rejected: int
     rows_repaired: int
+    rows_outside: int
     rejects_file: Path | None
+    seconds: float
+
+
+@dataclass
+class _Tally:
+    read: int = 0
+    written: int = 0
+    repaired: int = 0
+    outside: int = 0
+    rejected: int = 0
+    rejects: list[Reject] = field(default_factory=list)
+
+    def add_rejects(self, rejects: list[Reject]) -> None:
+        room = MAX_REJECTS_KEPT - len(self.rejects)
+        self.rejects += rejects[: max(room, 0)]
+
+
+class _CopyStream(io.RawIOBase):
+    """A file-like view of CSV chunks, for psycopg2's ``copy_expert``."""
+
+    def __init__(self, chunks: Iterator[bytes]) -> None:
+        self._chunks = chunks
+        self._buffer = b""
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, target: bytearray) -> int:  # type: ignore[override]
+        while not self._buffer:
+            chunk = next(self._chunks, None)
+            if chunk is None:
+                return 0
+            self._buffer = chunk
+        size = min(len(target), len(self._buffer))
+        target[:size] = self._buffer[:size]
+        self._buffer = self._buffer[size:]
+        return size
 
 
 def default_run_by(how: str) -> str:
     return f"{getpass.getuser()}@{socket.gethostname()} ({how})"
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+def _csv_chunks(reader: Reader, ctx: Context, tally: _Tally, progress: Progress) -> Iterator[bytes]:
+    first = True
+    for batch in reader.batches:
+        if first:
+            check_coordinates(batch.geometry, reader.crs, ctx.layer.id)
+            first = False
+        prepared = prepare_batch(batch, ctx)
+        tally.read += batch.columns.num_rows
+        tally.written += prepared.table.num_rows
+        tally.repaired += prepared.repaired
+        tally.outside += prepared.outside
+        tally.add_rejects(prepared.rejects)
+        progress(tally.read, reader.total)
+        sink = io.BytesIO()
+        pacsv.write_csv(prepared.table, sink, write_options=CSV_OPTIONS)
+        yield sink.getvalue()
 
 
 def _write_rejects(rejects: list[Reject], path: Path) -> Path:
@@ -57,101 +116,201 @@ def _write_rejects(rejects: list[Reject], path: Path) -> Path:
     return path
 
 
-def _copy(connection: object, table: str, prepared: Prepared) -> None:
-    """Bulk write with COPY (text CSV); geometry travels as hex EWKB."""
-    buffer = io.StringIO()
-    prepared.frame.to_csv(buffer, index=False, header=False)
-    buffer.seek(0)
-    with connection.cursor() as cursor:  # type: ignore[attr-defined]
-        cursor.copy_expert(sql.copy_into(table, list(prepared.frame.columns)), buffer)
+def _boundary(conn: Connection, layer: Layer, catalogue: Catalogue | None) -> bytes | None:
+    """The council boundary (plus the layer's tolerance), when there is one to check."""
+    if catalogue is None or layer.id == catalogue.council.boundary_layer:
+        return None
+    table = catalogue.layers[catalogue.council.boundary_layer].table_name
+    wkb = conn.execute(
+        text(sql.boundary(table)), {"srid": layer.srid, "tolerance": layer.boundary_tolerance_m}
+    ).scalar()
+    return bytes(wkb) if wkb is not None else None
+
+
+def _start_version(
+    engine: Engine, layer: Layer, local: LocalSource, crs_in: str, run_by: str
+) -> tuple[int, int]:
+    with engine.begin() as conn:
+        if not conn.execute(text(sql.TRY_LOCK_LAYER), {"layer": layer.id}).scalar():
+            raise ServiceError(f"Another load of layer {layer.id} is in progress; try later.")
+        conn.execute(text(sql.MARK_INTERRUPTED), {"layer": layer.id})
+        version_id, version = conn.execute(
+            text(sql.NEXT_VERSION),
+            {
+                "layer": layer.id, "source_uri": local.uri, "sha256": local.sha256,
+                "crs_in": crs_in, "crs_out": layer.crs, "run_by": run_by,
+            },
+        ).one()  # fmt: skip
+    return version_id, version
+
+
+def _remove_duplicates(conn: Connection, layer: Layer, staging: str, tally: _Tally) -> None:
+    if not layer.key:
+        return
+    duplicates = conn.execute(text(sql.remove_duplicates(staging, layer.id_field, layer.key)))
+    rejects = [
+        Reject(row.fid, layer.key, row.key, f"duplicate {layer.key} (first at row {row.first})")
+        for row in duplicates
+    ]
+    tally.written -= len(rejects)
+    tally.add_rejects(rejects)
+
+
+def _index_fields(layer: Layer, catalogue: Catalogue | None) -> list[str]:
+    fields = [f for f in (layer.key, layer.time_field) if f]
+    if catalogue:
+        fields += [d.derived_from.field for d in _derived(layer, catalogue)]  # type: ignore[union-attr]
+    return list(dict.fromkeys(fields))
+
+
+def _derived(layer: Layer, catalogue: Catalogue) -> list[Layer]:
+    return [
+        d for d in catalogue.layers.values() if d.derived_from and d.derived_from.layer == layer.id
+    ]
+
+
+def _swap_in(conn: Connection, layer: Layer, staging: str) -> None:
+    for statement in sql.swap(layer.table_name, staging, f"{layer.table_name}__previous"):
+        conn.execute(text(statement))
+    conn.execute(text(sql.RETIRE_PREVIOUS), {"layer": layer.id})
+    conn.execute(text(sql.DEMOTE_LIVE), {"layer": layer.id})
+
+
+def _rebuild_derived(conn: Connection, parent: Layer, catalogue: Catalogue, run_by: str) -> None:
+    """Derived layers follow their parent in the same transaction."""
+    for layer in _derived(parent, catalogue):
+        rule = layer.derived_from
+        assert rule is not None
+        version_id, version = conn.execute(
+            text(sql.NEXT_VERSION),
+            {
+                "layer": layer.id, "source_uri": f"derived from {parent.id}", "sha256": None,
+                "crs_in": parent.crs, "crs_out": layer.crs, "run_by": run_by,
+            },
+        ).one()  # fmt: skip
+        staging = f"{layer.table_name}__v{version}"
+        columns = [layer.id_field, *(f.name for f in layer.fields)]
+        conn.execute(text(sql.drop_table(staging)))
+        for statement in sql.derive(staging, parent.table_name, columns, rule.field):
+            conn.execute(text(statement), {"values": [str(v) for v in rule.values]})
+        for statement in sql.build_indexes(staging, [], None):
+            conn.execute(text(statement))
+        rows = conn.execute(text(f"SELECT count(*) FROM {sql.qualified(staging)}")).scalar_one()
+        _swap_in(conn, layer, staging)
+        conn.execute(
+            text(sql.PROMOTE),
+            {
+                "id": version_id, "rows_read": rows, "rows_loaded": rows, "rows_rejected": 0,
+                "rows_repaired": 0, "details": json.dumps({"derived_from": parent.id}),
+            },
+        )  # fmt: skip
 
 
 def load_layer(
     engine: Engine,
     layer: Layer,
-    path: Path,
+    location: str | Path,
     *,
     reports_dir: Path,
     run_by: str,
+    catalogue: Catalogue | None = None,
     source: Source | None = None,
-    max_reject_ratio: float = DEFAULT_MAX_REJECT_RATIO,
+    source_crs: str | None = None,
+    max_reject_ratio: float | None = None,
+    progress: Progress = lambda done, total: None,
 ) -> LoadResult:
-    """Load ``path`` as the new live version of ``layer``, or change nothing and raise."""
-    path = Path(path)
-    source = source or layer.source
-    frame = read_source(path, source)
-    crs_in = frame.crs.to_string() if frame.crs else None
-    prepared = prepare(frame, layer)
-    with engine.begin() as conn:
-        version_id, version = conn.execute(
-            text(sql.NEXT_VERSION),
-            {
-                "layer": layer.id,
-                "source_uri": str(path),
-                "sha256": _sha256(path),
-                "crs_out": layer.crs,
-                "run_by": run_by,
-            },
-        ).one()
-    rejected_rows = prepared.rows_read - len(prepared.frame)
-    rejects_file = None
-    if prepared.rejects:
-        rejects_file = _write_rejects(
-            prepared.rejects, reports_dir / f"{layer.id}-v{version}-rejects.csv"
-        )
-    try:
-        if rejected_rows > max_reject_ratio * prepared.rows_read:
-            first = prepared.rejects[0]
-            raise ServiceError(
-                f"Layer {layer.id}: {rejected_rows} of {prepared.rows_read} rows rejected "
-                f"(more than {max_reject_ratio:.0%}); nothing was changed. First: row "
-                f"{first.row}, {first.field}: {first.reason}.",
-                hint=f"All rejects are listed in {rejects_file}.",
-            )
+    """Load ``location`` (a path or URL) as the new live version of ``layer``, or change
+    nothing and raise. With the ``catalogue``, features are checked against the council
+    boundary and derived layers are rebuilt."""
+    if layer.derived_from:
+        raise ServiceError(f"Layer {layer.id} is derived from {layer.derived_from.layer}.")
+    started = time.monotonic()
+    source = source or layer.source or Source(path=str(location))
+    ratio = layer.max_reject_ratio if max_reject_ratio is None else max_reject_ratio
+    with open_source(location) as local:
+        reader = open_reader(local.path, source, source_crs)
+        check_columns(reader.columns, layer)
+        version_id, version = _start_version(engine, layer, local, reader.crs.to_string(), run_by)
+        tally = _Tally()
+        details: dict[str, object] = {"etag": local.etag, "last_modified": local.last_modified}
+        rejects_file = reports_dir / f"{layer.id}-v{version}-rejects.csv"
         staging = f"{layer.table_name}__v{version}"
-        with engine.begin() as conn:
-            conn.execute(text(sql.LOCK_LAYER), {"layer": layer.id})
-            conn.execute(text(sql.drop_table(staging)))
-            layer_table(layer, staging).create(conn)
-            _copy(conn.connection.driver_connection, staging, prepared)
-            for statement in sql.build_indexes(staging):
-                conn.execute(text(statement))
-            for statement in sql.swap(layer.table_name, staging, f"{layer.table_name}__previous"):
-                conn.execute(text(statement))
-            conn.execute(text(sql.RETIRE_PREVIOUS), {"layer": layer.id})
-            conn.execute(text(sql.DEMOTE_LIVE), {"layer": layer.id})
-            conn.execute(
-                text(sql.PROMOTE),
-                {
-                    "id": version_id,
-                    "rows_read": prepared.rows_read,
-                    "rows_loaded": len(prepared.frame),
-                    "rows_rejected": rejected_rows,
-                    "rows_repaired": prepared.repaired,
-                    "crs_in": crs_in,
-                    "details": json.dumps(
-                        {"rejects_file": str(rejects_file) if rejects_file else None}
-                    ),
-                },
-            )
-    except Exception as exc:
-        with engine.begin() as conn:
-            conn.execute(
-                text(sql.FAIL_VERSION),
-                {
-                    "id": version_id,
-                    "message": str(exc)[:2000],
-                    "rows_read": prepared.rows_read,
-                    "rows_rejected": rejected_rows,
-                },
-            )
-        raise
+        try:
+            with engine.begin() as conn:
+                conn.execute(text(sql.LOCK_LAYER), {"layer": layer.id})
+                boundary = _boundary(conn, layer, catalogue)
+                ctx = Context(
+                    layer, reader.crs, shapely.from_wkb(boundary) if boundary else None
+                )
+                conn.execute(text(sql.drop_table(staging)))
+                table = layer_table(layer, staging)
+                table.create(conn)
+                stream = _CopyStream(_csv_chunks(reader, ctx, tally, progress))
+                with conn.connection.driver_connection.cursor() as cursor:  # type: ignore[union-attr]
+                    cursor.copy_expert(
+                        sql.copy_into(staging, [c.name for c in table.columns]), stream, 1 << 20
+                    )
+                _remove_duplicates(conn, layer, staging, tally)
+                tally.rejected = tally.read - tally.written
+                if not tally.read:
+                    raise ServiceError(f"{local.path.name} has no features; nothing was changed.")
+                if tally.rejected > ratio * tally.read or (tally.read and not tally.written):
+                    first = min(tally.rejects, key=lambda r: r.row)
+                    raise ServiceError(
+                        f"Layer {layer.id}: {tally.rejected} of {tally.read} rows rejected "
+                        f"(the limit is {ratio:.0%}); nothing was changed. First: row "
+                        f"{first.row}, {first.field}: {first.reason}.",
+                        hint=f"All rejects are listed in {rejects_file}.",
+                    )
+                for statement in sql.build_indexes(
+                    staging, _index_fields(layer, catalogue), layer.key
+                ):
+                    conn.execute(text(statement))
+                _swap_in(conn, layer, staging)
+                details |= {
+                    "rejects_file": str(rejects_file) if tally.rejects else None,
+                    "rows_outside_boundary": tally.outside,
+                    "seconds": round(time.monotonic() - started, 2),
+                }
+                conn.execute(
+                    text(sql.PROMOTE),
+                    {
+                        "id": version_id, "rows_read": tally.read, "rows_loaded": tally.written,
+                        "rows_rejected": tally.rejected, "rows_repaired": tally.repaired,
+                        "details": json.dumps(details),
+                    },
+                )  # fmt: skip
+                if catalogue:
+                    _rebuild_derived(conn, layer, catalogue, run_by)
+        except BaseException as exc:
+            with engine.begin() as conn:
+                conn.execute(
+                    text(sql.FAIL_VERSION),
+                    {
+                        "id": version_id, "message": str(exc)[:2000] or type(exc).__name__,
+                        "rows_read": tally.read, "rows_rejected": tally.read - tally.written,
+                        "details": json.dumps(details),
+                    },
+                )  # fmt: skip
+            raise
+        finally:
+            if tally.rejects:
+                _write_rejects(tally.rejects, rejects_file)
     return LoadResult(
-        layer=layer.id,
-        version=version,
-        rows_read=prepared.rows_read,
-        rows_loaded=len(prepared.frame),
-        rows_rejected=rejected_rows,
-        rows_repaired=prepared.repaired,
-        rejects_file=rejects_file,
-    )
+        layer=layer.id, version=version, rows_read=tally.read, rows_loaded=tally.written,
+        rows_rejected=tally.rejected, rows_repaired=tally.repaired, rows_outside=tally.outside,
+        rejects_file=rejects_file if tally.rejects else None,
+        seconds=round(time.monotonic() - started, 2),
+    )  # fmt: skip
+
+
+def rollback_layer(engine: Engine, layer: Layer) -> int:
+    """Make the previous version live again (and the live one previous): renames only."""
+    with engine.begin() as conn:
+        conn.execute(text(sql.LOCK_LAYER), {"layer": layer.id})
+        if not conn.execute(text(sql.HAS_PREVIOUS), {"layer": layer.id}).scalar():
+            raise ServiceError(f"Layer {layer.id} has no previous version to roll back to.")
+        for statement in sql.exchange(layer.table_name, f"{layer.table_name}__previous"):
+            conn.execute(text(statement))
+        conn.execute(text(sql.SWAP_STATUSES), {"layer": layer.id})
+        return conn.execute(text(sql.LIVE_VERSION), {"layer": layer.id}).one().version

@@ -1,23 +1,45 @@
-"""Turning a source frame into the rows of a layer's table: fields mapped and typed,
-geometry reprojected, promoted to the layer's type and repaired; bad rows rejected with
-a reason."""
+"""Turning a source batch into rows of a layer's table: fields mapped and typed,
+geometry reprojected, checked against the layer's type and the council boundary,
+repaired when invalid, promoted to Multi- types; bad rows rejected with a reason.
 
+Typing takes Arrow's vectorised casts; only a batch where a cast fails goes through the
+slower per-value path, which finds the rows to reject.
+"""
+
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
-import geopandas as gpd
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 import shapely
+from pyproj import CRS, Transformer
 
 from layers.model import Layer, LayerField
+from loaders.read import Batch
 from mapserver.errors import ServiceError
 
-MULTI = {"MultiPoint": "Point", "MultiLineString": "LineString", "MultiPolygon": "Polygon"}
+ARROW_TYPES = {
+    "string": pa.string(),
+    "integer": pa.int64(),
+    "number": pa.float64(),
+    "boolean": pa.bool_(),
+    "date": pa.date32(),
+    "datetime": pa.timestamp("us", tz="UTC"),
+}
+TYPE_NAMES = ["Point", "LineString", "LinearRing", "Polygon", "MultiPoint", "MultiLineString",
+              "MultiPolygon", "GeometryCollection"]  # fmt: skip
+# Shapely type ids a layer of each geometry type accepts, and what single parts promote to.
+ACCEPTS = {"Point": {0}, "LineString": {1}, "Polygon": {3},
+           "MultiPoint": {0, 4}, "MultiLineString": {1, 5}, "MultiPolygon": {3, 6}}  # fmt: skip
+DIMENSION = {"Point": 0, "LineString": 1, "Polygon": 2}
+PROMOTE = {0: shapely.multipoints, 1: shapely.multilinestrings, 3: shapely.multipolygons}
 TRUE = {"true", "t", "yes", "y", "1"}
 FALSE = {"false", "f", "no", "n", "0"}
 
 
-@dataclass
+@dataclass(frozen=True)
 class Reject:
     row: int  # 1-based row number in the source
     field: str
@@ -26,132 +48,193 @@ class Reject:
 
 
 @dataclass
-class Prepared:
-    frame: pd.DataFrame  # id, fields..., geom (hex EWKB), in table column order
-    rows_read: int
-    repaired: int = 0
+class PreparedBatch:
+    table: pa.Table  # id, fields..., geom (hex EWKB): the table's columns, in order
     rejects: list[Reject] = field(default_factory=list)
+    repaired: int = 0
+    outside: int = 0
 
 
-def _coerce(values: pd.Series, spec: LayerField) -> tuple[pd.Series, pd.Series]:
-    """Typed values and a mask of rows whose non-empty value did not fit the type."""
+@dataclass
+class Context:
+    """What stays the same for every batch of one load."""
+
+    layer: Layer
+    source_crs: CRS
+    boundary: shapely.Geometry | None  # council boundary plus tolerance, in the layer CRS
+
+    def __post_init__(self) -> None:
+        target = CRS.from_epsg(self.layer.srid)
+        self.transform: Callable[[np.ndarray, np.ndarray], tuple] | None = None
+        if not self.source_crs.equals(target):
+            transformer = Transformer.from_crs(self.source_crs, target, always_xy=True)
+            self.transform = transformer.transform
+        if self.boundary is not None:
+            shapely.prepare(self.boundary)
+
+
+def check_columns(columns: list[str], layer: Layer) -> None:
+    missing = [f.source_name for f in layer.fields if f.source_name not in columns]
+    if missing:
+        raise ServiceError(
+            f"The source has no column {', '.join(missing)} for layer {layer.id}.",
+            hint=f"Its columns are: {', '.join(columns)}. Map them with `source:` in the "
+            "catalogue.",
+        )
+
+
+def check_coordinates(geoms: np.ndarray, crs: CRS, name: str) -> None:
+    """Refuse lon/lat that look like eastings/northings, and the reverse."""
+    present = geoms[~shapely.is_missing(geoms)]
+    if not len(present):
+        return
+    minx, miny, maxx, maxy = shapely.total_bounds(present)
+    looks_lonlat = -180 <= minx and maxx <= 180 and -90 <= miny and maxy <= 90
+    if crs.is_geographic and not looks_lonlat:
+        raise ServiceError(
+            f"{name}: coordinates such as ({maxx:.0f}, {maxy:.0f}) look like eastings and "
+            f"northings, but the source CRS is {crs.to_string()} (longitude/latitude).",
+            hint="Give the right CRS with --source-crs (EPSG:27700 for British National Grid).",
+        )
+    if crs.is_projected and looks_lonlat and max(abs(maxx), abs(maxy)) > 1:
+        raise ServiceError(
+            f"{name}: coordinates such as ({maxx:.5f}, {maxy:.5f}) look like longitude and "
+            f"latitude, but the source CRS is {crs.to_string()}.",
+            hint="Give the right CRS with --source-crs (EPSG:4326 for longitude/latitude).",
+        )
+
+
+def _slow_coerce(values: pd.Series, kind: str) -> tuple[pd.Series, pd.Series]:
+    """Typed values and a mask of present values that do not fit the type."""
     present = values.notna() & (values.astype(str).str.strip() != "")
-    if spec.type == "string":
-        return values.where(present).astype(object).map(
-            lambda v: v if v is None or isinstance(v, str) else str(v), na_action="ignore"
-        ), pd.Series(False, index=values.index)
-    if spec.type in ("integer", "number"):
+    if kind in ("integer", "number"):
         numbers = pd.to_numeric(values.where(present), errors="coerce")
         bad = present & numbers.isna()
-        if spec.type == "integer":
+        if kind == "integer":
             bad |= present & numbers.notna() & (numbers != np.floor(numbers))
-            numbers = numbers.where(~bad).astype("Int64")
+            numbers = numbers.where(~bad)
         return numbers, bad
-    if spec.type == "boolean":
+    if kind == "boolean":
         text = values.where(present).astype(str).str.strip().str.lower()
         typed = text.map(lambda v: True if v in TRUE else False if v in FALSE else None)
         return typed, present & typed.isna()
-    parsed = pd.to_datetime(values.where(present), errors="coerce", utc=spec.type == "datetime")
-    bad = present & parsed.isna()
+    parsed = pd.to_datetime(values.where(present), errors="coerce", utc=True, format="mixed")
+    return parsed, present & parsed.isna()
+
+
+def coerce(column: pa.ChunkedArray, spec: LayerField) -> tuple[pa.Array, np.ndarray]:
+    """The column in the field's type, and a mask of rows whose value does not fit."""
+    target = ARROW_TYPES[spec.type]
+    ok = np.zeros(len(column), dtype=bool)
+    if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
+        column = pc.replace_substring(column, "\x00", "")  # PostgreSQL text refuses NUL
+        if spec.type != "string":
+            column = pc.if_else(pc.equal(pc.utf8_trim_whitespace(column), ""), None, column)
+    try:
+        typed = pc.cast(column, target).combine_chunks()
+        if spec.type == "number":
+            typed = pc.if_else(pc.is_nan(typed), None, typed)  # NaN is no measurement
+        return typed, ok
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
+        pass
+    typed, bad = _slow_coerce(column.to_pandas(), spec.type)
     if spec.type == "date":
-        parsed = parsed.dt.date
-    return parsed, bad
+        typed = typed.dt.date
+    array = pa.array(typed.where(~bad, None).astype(object), type=target, from_pandas=True)
+    return array, bad.to_numpy()
 
 
-def _geometries(frame: gpd.GeoDataFrame, layer: Layer) -> tuple[np.ndarray, pd.Series, int]:
-    """Geometries in the layer's CRS and type, the reason each bad one is refused, repairs."""
-    geoms = frame.geometry.to_crs(epsg=layer.srid).values.to_numpy() if len(frame) else np.array([])
-    reasons = pd.Series([None] * len(frame), index=frame.index, dtype=object)
+def _geometry(
+    geoms: np.ndarray, ctx: Context, rejects: np.ndarray
+) -> tuple[np.ndarray, int, np.ndarray]:
+    """Geometries in the layer's CRS and type; fills ``rejects`` with reasons.
+    Returns the geometries, how many were repaired, and a mask of those outside."""
+    layer = ctx.layer
     missing = shapely.is_missing(geoms) | shapely.is_empty(geoms)
-    reasons[missing] = "no geometry"
-    single = MULTI.get(layer.geometry, layer.geometry)
-    types = np.array(shapely.get_type_id(geoms))
-    wanted = {
-        "Point": {0, 4},
-        "LineString": {1, 5},
-        "Polygon": {3, 6},
-    }[single]
-    wrong = ~missing & ~np.isin(types, list(wanted))
+    rejects[missing] = "no geometry"
+    types = shapely.get_type_id(geoms)
+    wrong = ~missing & ~np.isin(types, list(ACCEPTS[layer.geometry]))
     for index in np.flatnonzero(wrong):
-        reasons.iloc[index] = f"{_type_name(types[index])} in a {layer.geometry} layer"
+        rejects[index] = f"{TYPE_NAMES[types[index]]} in a {layer.geometry} layer"
     ok = ~missing & ~wrong
-    invalid = ok & ~shapely.is_valid(geoms)
-    repaired = int(invalid.sum())
-    if repaired:
-        fixed = shapely.make_valid(geoms[invalid])
-        # make_valid may return a collection; keep the parts of the layer's dimension.
-        dimension = {"Point": 0, "LineString": 1, "Polygon": 2}[single]
-        fixed = np.array([_parts_of_dimension(g, dimension) for g in fixed], dtype=object)
-        geoms[invalid] = fixed
-        emptied = np.zeros_like(ok)
-        emptied[invalid] = shapely.is_empty(fixed)
-        reasons[emptied] = "geometry could not be repaired"
-        ok &= ~emptied
-    if layer.geometry in MULTI:
-        singles = ok & np.isin(shapely.get_type_id(geoms), [0, 1, 3])
-        geoms[singles] = [_as_multi(g) for g in geoms[singles]]
-    return geoms, reasons, repaired
-
-
-def _type_name(type_id: int) -> str:
-    return [
-        "Point",
-        "LineString",
-        "LinearRing",
-        "Polygon",
-        "MultiPoint",
-        "MultiLineString",
-        "MultiPolygon",
-        "GeometryCollection",
-    ][type_id]
+    if ctx.transform is not None and ok.any():
+        geoms[ok] = shapely.transform(geoms[ok], ctx.transform, interleaved=False)
+        bad_coords = ok.copy()
+        bad_coords[ok] = ~np.isfinite(shapely.bounds(geoms[ok])).all(axis=1)
+        rejects[bad_coords] = "coordinates cannot be transformed to the layer's CRS"
+        ok &= ~bad_coords
+    repaired = 0
+    if not layer.geometry.endswith("Point") and ok.any():
+        invalid = ok.copy()
+        invalid[ok] = ~shapely.is_valid(geoms[ok])
+        repaired = int(invalid.sum())
+        if repaired:
+            dimension = DIMENSION[layer.geometry.removeprefix("Multi")]
+            fixed = shapely.make_valid(geoms[invalid])
+            fixed = np.array([_parts_of_dimension(g, dimension) for g in fixed], dtype=object)
+            geoms[invalid] = fixed
+            emptied = np.zeros_like(ok)
+            emptied[invalid] = shapely.is_empty(fixed)
+            rejects[emptied] = "geometry could not be repaired"
+            ok &= ~emptied
+            if not layer.geometry.startswith("Multi"):
+                multi = ok & invalid & (shapely.get_type_id(geoms) > 3)
+                rejects[multi] = f"repaired geometry is no longer a single {layer.geometry}"
+                ok &= ~multi
+    outside = np.zeros_like(ok)
+    if ctx.boundary is not None and ok.any():
+        outside[ok] = ~shapely.intersects(ctx.boundary, geoms[ok])
+        if layer.outside_boundary == "reject":
+            rejects[outside] = "outside the council boundary"
+            ok &= ~outside
+    if layer.geometry.startswith("Multi") and ok.any():
+        for type_id, make in PROMOTE.items():
+            singles = ok & (shapely.get_type_id(geoms) == type_id)
+            if singles.any():
+                geoms[singles] = make(geoms[singles][:, np.newaxis])  # one part each
+    return geoms, repaired, outside
 
 
 def _parts_of_dimension(geom: shapely.Geometry, dimension: int) -> shapely.Geometry:
+    """``make_valid`` may return a collection: keep the parts of the layer's dimension."""
     parts = [p for p in shapely.get_parts(geom) if shapely.get_dimensions(p) == dimension]
     return shapely.union_all(parts) if parts else shapely.Point()
 
 
-def _as_multi(geom: shapely.Geometry) -> shapely.Geometry:
-    return {
-        "Point": shapely.MultiPoint,
-        "LineString": shapely.MultiLineString,
-        "Polygon": shapely.MultiPolygon,
-    }[geom.geom_type]([geom])
-
-
-def prepare(frame: gpd.GeoDataFrame, layer: Layer) -> Prepared:
-    missing = [f.source_name for f in layer.fields if f.source_name not in frame.columns]
-    if missing:
-        available = ", ".join(c for c in frame.columns if c != frame.geometry.name)
-        raise ServiceError(
-            f"The source has no column {', '.join(missing)} for layer {layer.id}.",
-            hint=f"Its columns are: {available}. Map them with `source:` in the catalogue.",
-        )
-    prepared = Prepared(frame=pd.DataFrame(), rows_read=len(frame))
-    rejected = pd.Series(False, index=frame.index)
-    out = pd.DataFrame(index=frame.index)
-    out[layer.id_field] = np.arange(1, len(frame) + 1, dtype=np.int64)
+def prepare_batch(batch: Batch, ctx: Context) -> PreparedBatch:
+    layer = ctx.layer
+    rows = batch.columns.num_rows
+    reasons = np.full(rows, None, dtype=object)
+    columns: dict[str, pa.Array] = {
+        layer.id_field: pa.array(np.arange(batch.first_row, batch.first_row + rows), pa.int64())
+    }
+    field_rejects: list[Reject] = []
     for spec in layer.fields:
-        typed, bad = _coerce(frame[spec.source_name], spec)
-        out[spec.name] = typed
-        for index in np.flatnonzero(bad.to_numpy()):
-            prepared.rejects.append(
-                Reject(
-                    index + 1,
-                    spec.source_name,
-                    str(frame[spec.source_name].iloc[index]),
-                    f"not a valid {spec.type}",
-                )
-            )
-        rejected |= bad
-    geoms, reasons, prepared.repaired = _geometries(frame, layer)
-    for index in np.flatnonzero(reasons.notna().to_numpy()):
-        prepared.rejects.append(Reject(index + 1, "geometry", "", reasons.iloc[index]))
-    rejected |= reasons.notna()
-    keep = ~rejected.to_numpy()
-    geoms = shapely.set_srid(geoms[keep], layer.srid)
-    out = out[keep].copy()
-    out["geom"] = shapely.to_wkb(geoms, hex=True, include_srid=True)
-    prepared.frame = out
-    prepared.rejects.sort(key=lambda r: r.row)
-    return prepared
+        source = batch.columns[spec.source_name]
+        typed, bad = coerce(source, spec)
+        columns[spec.name] = typed
+        for index in np.flatnonzero(bad):
+            field_rejects.append(
+                Reject(batch.first_row + index, spec.source_name, str(source[index]),
+                       f"not a valid {spec.type}")
+            )  # fmt: skip
+            reasons[index] = reasons[index] or "field"
+    geoms, repaired, outside = _geometry(batch.geometry.copy(), ctx, reasons)
+    geometry_rejects = [
+        Reject(batch.first_row + i, "geometry", "", reasons[i])
+        for i in np.flatnonzero(reasons != None)  # noqa: E711 (element-wise)
+        if reasons[i] != "field"
+    ]
+    keep = reasons == None  # noqa: E711 (element-wise)
+    kept = shapely.set_srid(geoms[keep], layer.srid)
+    columns["geom"] = pa.array(shapely.to_wkb(kept, hex=True, include_srid=True), pa.string())
+    table = pa.table(
+        {name: (array if name == "geom" else array.filter(pa.array(keep)))
+         for name, array in columns.items()}
+    )  # fmt: skip
+    return PreparedBatch(
+        table=table,
+        rejects=sorted(field_rejects + geometry_rejects, key=lambda r: r.row),
+        repaired=repaired,
+        outside=int(outside.sum()),
+    )

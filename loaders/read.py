@@ -1,49 +1,183 @@
-"""Reading a layer's source file into a GeoDataFrame (pyogrio over GDAL)."""
+"""Reading a source file as a stream of batches: attribute columns (Arrow) and shapely
+geometries, never the whole file in memory.
 
+CSV files are parsed with pyarrow (their geometry comes from coordinate columns); every
+other format goes through GDAL with pyogrio's Arrow reader.
+"""
+
+import re
+from collections.abc import Iterator
+from contextlib import ExitStack
+from dataclasses import dataclass
 from pathlib import Path
 
-import geopandas as gpd
+import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
 import pyogrio
+import shapely
 from pyogrio.errors import DataLayerError, DataSourceError
+from pyproj import CRS
+from pyproj.exceptions import CRSError
 
 from layers.model import Source
 from mapserver.errors import ServiceError
 
+BATCH_ROWS = 100_000
+CSV_BLOCK_BYTES = 8 << 20
+# Column names recognised as coordinates when the catalogue names none, with the CRS
+# their names imply.
+X_NAMES = {"easting": "EPSG:27700", "x": None, "lon": "EPSG:4326", "lng": "EPSG:4326",
+           "long": "EPSG:4326", "longitude": "EPSG:4326"}  # fmt: skip
+Y_NAMES = {"northing": "EPSG:27700", "y": None, "lat": "EPSG:4326", "latitude": "EPSG:4326"}
 
-def read_source(path: Path, source: Source | None) -> gpd.GeoDataFrame:
-    """Read ``path``; CSV files take their geometry from the configured x/y columns."""
-    if not path.is_file():
-        raise ServiceError(f"Source file {path} does not exist.")
-    source = source or Source(path=str(path))
+
+@dataclass
+class Batch:
+    columns: pa.Table  # source attribute columns
+    geometry: np.ndarray  # shapely geometries (None where missing), in the source CRS
+    first_row: int  # 1-based source row number of the batch's first row
+
+
+@dataclass
+class Reader:
+    crs: CRS
+    columns: list[str]
+    total: int | None  # rows, when cheap to know
+    batches: Iterator[Batch]
+    size_bytes: int
+
+
+def _crs(text: str, what: str) -> CRS:
     try:
-        if path.suffix.lower() == ".csv":
-            return _read_csv(path, source)
-        frame = pyogrio.read_dataframe(path, layer=source.layer)
-    except (DataSourceError, DataLayerError) as exc:
-        raise ServiceError(f"Cannot read {path.name}: {exc}") from None
-    if frame.crs is None:
-        if not source.crs:
-            raise ServiceError(
-                f"{path.name} does not say which coordinate reference system it uses.",
-                hint="Give it with --source-crs (e.g. EPSG:27700) or source.crs in the catalogue.",
+        return CRS.from_user_input(text)
+    except CRSError:
+        raise ServiceError(f"{what} {text!r} is not a coordinate reference system.") from None
+
+
+def _pick(columns: list[str], configured: str | None, names: dict[str, str | None]) -> str | None:
+    if configured:
+        return configured
+    lowered = {c.strip().lower(): c for c in columns}
+    return next((lowered[n] for n in names if n in lowered), None)
+
+
+def _csv_reader(path: Path, source: Source, source_crs: str | None) -> Reader:
+    encoding = source.encoding or "utf8"
+    try:
+        header = pacsv.open_csv(
+            path,
+            read_options=pacsv.ReadOptions(block_size=1 << 16, encoding=encoding),
+            convert_options=pacsv.ConvertOptions(strings_can_be_null=True),
+        ).schema.names
+    except (pa.ArrowInvalid, LookupError) as exc:
+        raise _unreadable(path, exc) from None
+    x_col = _pick(header, source.x_field, X_NAMES)
+    y_col = _pick(header, source.y_field, Y_NAMES)
+    if not x_col or not y_col or x_col not in header or y_col not in header:
+        raise ServiceError(
+            f"{path.name}: no coordinate columns found (looked for "
+            f"{source.x_field or '/'.join(X_NAMES)} and {source.y_field or '/'.join(Y_NAMES)}).",
+            hint=f"Its columns are: {', '.join(header)}. Name them with source.x_field/y_field.",
+        )
+    implied = X_NAMES.get(x_col.strip().lower()) or Y_NAMES.get(y_col.strip().lower())
+    crs_text = source_crs or source.crs or implied
+    if not crs_text:
+        raise ServiceError(
+            f"{path.name} does not say which coordinate reference system its "
+            f"{x_col}/{y_col} columns use.",
+            hint="Give it with --source-crs (e.g. EPSG:27700) or source.crs in the catalogue.",
+        )
+    stream = pacsv.open_csv(
+        path,
+        read_options=pacsv.ReadOptions(block_size=CSV_BLOCK_BYTES, encoding=encoding),
+        convert_options=pacsv.ConvertOptions(
+            column_types={name: pa.string() for name in header}, strings_can_be_null=True
+        ),
+    )
+
+    def batches() -> Iterator[Batch]:
+        row = 1
+        try:
+            for record_batch in stream:
+                table = pa.Table.from_batches([record_batch])
+                x, y = _numbers(table[x_col]), _numbers(table[y_col])
+                points = shapely.points(x, y)
+                points[~(np.isfinite(x) & np.isfinite(y))] = None
+                yield Batch(table, points, row)
+                row += table.num_rows
+        except pa.ArrowInvalid as exc:
+            raise _unreadable(path, exc, row) from None
+
+    return Reader(_crs(crs_text, "CRS"), header, None, batches(), path.stat().st_size)
+
+
+def _numbers(column: pa.ChunkedArray) -> np.ndarray:
+    """Floats, NaN where a value is missing or not a number (the row is then rejected)."""
+    try:
+        return pc.cast(column, pa.float64()).to_numpy(zero_copy_only=False)
+    except pa.ArrowInvalid:
+        return pd.to_numeric(column.to_pandas(), errors="coerce").to_numpy(dtype=float)
+
+
+def _unreadable(path: Path, exc: Exception, row: int | None = None) -> ServiceError:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    if "UTF8" in text or "utf-8" in text.lower() or "decode" in text.lower():
+        return ServiceError(
+            f"{path.name} is not valid UTF-8 text{f' (near row {row})' if row else ''}.",
+            hint="Give its encoding with source.encoding in the catalogue (e.g. latin-1).",
+        )
+    return ServiceError(f"Cannot read {path.name}: {re.sub(r'\s+', ' ', text)}")
+
+
+def _ogr_reader(path: Path, source: Source, source_crs: str | None) -> Reader:
+    stack = ExitStack()
+    try:
+        info = pyogrio.read_info(path, layer=source.layer, encoding=source.encoding)
+        meta, stream = stack.enter_context(
+            pyogrio.open_arrow(
+                path, layer=source.layer, use_pyarrow=True, batch_size=BATCH_ROWS,
+                encoding=source.encoding,
             )
-        frame = frame.set_crs(source.crs)
-    return frame
+        )  # fmt: skip
+    except (DataSourceError, DataLayerError, ValueError) as exc:
+        stack.close()
+        raise _unreadable(path, exc) from None
+    crs_text = source_crs or meta.get("crs") or source.crs
+    if not crs_text:
+        stack.close()
+        raise ServiceError(
+            f"{path.name} does not say which coordinate reference system it uses.",
+            hint="Give it with --source-crs (e.g. EPSG:27700) or source.crs in the catalogue.",
+        )
+    geometry_column = meta.get("geometry_name") or "wkb_geometry"
+    total = info.get("features")
+
+    def batches() -> Iterator[Batch]:
+        row = 1
+        with stack:
+            try:
+                for record_batch in stream:
+                    table = pa.Table.from_batches([record_batch])
+                    wkb = table[geometry_column].to_numpy(zero_copy_only=False)
+                    geoms = shapely.from_wkb(wkb, on_invalid="ignore")
+                    yield Batch(table.drop_columns([geometry_column]), geoms, row)
+                    row += table.num_rows
+            except (DataSourceError, DataLayerError, pa.ArrowInvalid, OSError) as exc:
+                raise _unreadable(path, exc, row) from None
+
+    columns = [str(c) for c in meta["fields"]]
+    return Reader(
+        _crs(crs_text, "CRS"), columns, total if total and total > 0 else None, batches(),
+        path.stat().st_size,
+    )  # fmt: skip
 
 
-def _read_csv(path: Path, source: Source) -> gpd.GeoDataFrame:
-    if not (source.x_field and source.y_field):
-        raise ServiceError(
-            f"{path.name} is a CSV file: the catalogue must name its x_field and y_field."
-        )
-    frame = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""])
-    missing = [c for c in (source.x_field, source.y_field) if c not in frame.columns]
-    if missing:
-        raise ServiceError(
-            f"{path.name} has no column {', '.join(missing)}; it has {', '.join(frame.columns)}."
-        )
-    x = pd.to_numeric(frame[source.x_field], errors="coerce")
-    y = pd.to_numeric(frame[source.y_field], errors="coerce")
-    geometry = gpd.points_from_xy(x, y)
-    return gpd.GeoDataFrame(frame, geometry=geometry, crs=source.crs or "EPSG:4326")
+def open_reader(path: Path, source: Source | None, source_crs: str | None = None) -> Reader:
+    """A streaming reader for ``path``; ``source_crs`` overrides what the file says."""
+    source = source or Source(path=str(path))
+    if path.suffix.lower() in (".csv", ".txt", ".tsv"):
+        return _csv_reader(path, source, source_crs)
+    return _ogr_reader(path, source, source_crs)

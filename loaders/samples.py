@@ -1,4 +1,5 @@
-"""First start: load the catalogue's sample layers into an empty database, once."""
+"""First start: load the catalogue's sample layers into an empty database, once.
+Synthetic layers whose files are missing are generated first (deterministically)."""
 
 from collections.abc import Callable
 from pathlib import Path
@@ -7,15 +8,39 @@ from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
 from layers.catalogue import Catalogue
+from layers.model import Layer
 from loaders import sql
 from loaders.pipeline import LoadResult, default_run_by, load_layer
+from loaders.sources import is_url
 from mapserver.settings import PROJECT_DIR
 
 
-def source_path(location: str) -> Path:
-    """Catalogue paths are relative to the project folder unless absolute."""
+def source_path(location: str) -> str | Path:
+    """Catalogue paths are relative to the project folder unless absolute; URLs stay."""
+    if is_url(location):
+        return location
     path = Path(location)
     return path if path.is_absolute() else PROJECT_DIR / path
+
+
+def source_location(layer: Layer) -> str | Path | None:
+    if layer.source is None:
+        return None
+    return source_path(layer.source.path or layer.source.url or "")
+
+
+def _generate_missing(catalogue: Catalogue, layers: list[Layer]) -> None:
+    missing = [
+        layer.id
+        for layer in layers
+        if layer.synthetic
+        and isinstance(location := source_location(layer), Path)
+        and not location.exists()
+    ]
+    if missing:
+        from loaders.synth import generate  # heavy; only needed on a first start
+
+        generate(catalogue, only=missing)
 
 
 def load_missing_samples(
@@ -24,24 +49,28 @@ def load_missing_samples(
     reports_dir: Path,
     progress: Callable[[LoadResult], None] = lambda result: None,
 ) -> list[LoadResult]:
-    """Load each sample layer that has no live version. An advisory lock makes two
-    processes starting together load each layer once."""
+    """Load each sample layer that has no live version, the boundary first (the others
+    are checked against it). An advisory lock makes two processes starting together load
+    each layer once."""
     results = []
     with engine.connect() as lock:
         lock.execute(text(sql.LOCK_SAMPLES))
         try:
             with engine.connect() as conn:
                 live = {row.layer for row in conn.execute(text(sql.LIVE_LAYERS))}
-            for layer in catalogue.sample_layers:
-                if layer.id in live or layer.source is None or layer.source.path is None:
-                    continue
+            todo = [
+                layer
+                for layer in catalogue.sample_layers
+                if layer.id not in live and layer.source is not None
+            ]
+            todo.sort(key=lambda layer: layer.id != catalogue.council.boundary_layer)
+            _generate_missing(catalogue, todo)
+            for layer in todo:
                 result = load_layer(
-                    engine,
-                    layer,
-                    source_path(layer.source.path),
-                    reports_dir=reports_dir,
-                    run_by=default_run_by("sample data"),
-                )
+                    engine, layer, source_location(layer),  # type: ignore[arg-type]
+                    reports_dir=reports_dir, run_by=default_run_by("sample data"),
+                    catalogue=catalogue,
+                )  # fmt: skip
                 progress(result)
                 results.append(result)
         finally:

@@ -5,22 +5,43 @@ from layers.tables import LAYER_SCHEMA
 
 # Serialises loads of one layer across processes (two workers starting, cron + a person).
 LOCK_LAYER = "SELECT pg_advisory_xact_lock(hashtext('mapserver.load.' || :layer))"
+TRY_LOCK_LAYER = "SELECT pg_try_advisory_xact_lock(hashtext('mapserver.load.' || :layer))"
 LOCK_SAMPLES = "SELECT pg_advisory_lock(hashtext('mapserver.samples'))"
 UNLOCK_SAMPLES = "SELECT pg_advisory_unlock(hashtext('mapserver.samples'))"
 
+# A 'loading' row whose layer lock is free belongs to a load that was killed.
+MARK_INTERRUPTED = """
+UPDATE app.layer_versions
+SET status = 'failed', finished_at = now(), message = 'interrupted: the load did not finish'
+WHERE layer = :layer AND status = 'loading'
+"""
+
 NEXT_VERSION = """
-INSERT INTO app.layer_versions (layer, version, status, source_uri, sha256, crs_out, run_by)
-SELECT :layer, coalesce(max(version), 0) + 1, 'loading', :source_uri, :sha256, :crs_out, :run_by
+INSERT INTO app.layer_versions
+    (layer, version, status, source_uri, sha256, crs_in, crs_out, run_by)
+SELECT :layer, coalesce(max(version), 0) + 1, 'loading', :source_uri, :sha256, :crs_in,
+       :crs_out, :run_by
 FROM app.layer_versions WHERE layer = :layer
 RETURNING id, version
 """
 
 LIVE_LAYERS = "SELECT layer FROM app.layer_versions WHERE status = 'live'"
 
+LIVE_VERSION = """
+SELECT id, version, source_uri, sha256, details, finished_at
+FROM app.layer_versions WHERE layer = :layer AND status = 'live'
+"""
+
+HISTORY = """
+SELECT version, status, source_uri, rows_read, rows_loaded, rows_rejected, rows_repaired,
+       crs_in, started_at, finished_at, run_by, message
+FROM app.layer_versions WHERE layer = :layer ORDER BY version DESC
+"""
+
 FAIL_VERSION = """
 UPDATE app.layer_versions
 SET status = 'failed', finished_at = now(), message = :message, rows_read = :rows_read,
-    rows_rejected = :rows_rejected
+    rows_rejected = :rows_rejected, details = CAST(:details AS jsonb)
 WHERE id = :id
 """
 
@@ -33,27 +54,75 @@ UPDATE app.layer_versions SET status = 'previous' WHERE layer = :layer AND statu
 PROMOTE = """
 UPDATE app.layer_versions
 SET status = 'live', finished_at = now(), rows_read = :rows_read, rows_loaded = :rows_loaded,
-    rows_rejected = :rows_rejected, rows_repaired = :rows_repaired, crs_in = :crs_in,
+    rows_rejected = :rows_rejected, rows_repaired = :rows_repaired,
     details = CAST(:details AS jsonb)
 WHERE id = :id
 """
+# Rollback: live and previous trade places.
+SWAP_STATUSES = """
+UPDATE app.layer_versions
+SET status = CASE status WHEN 'live' THEN 'previous' ELSE 'live' END
+WHERE layer = :layer AND status IN ('live', 'previous')
+"""
+HAS_PREVIOUS = """
+SELECT count(*) = 1 FROM app.layer_versions WHERE layer = :layer AND status = 'previous'
+"""
+
+
+def qualified(table: str) -> str:
+    return f'{LAYER_SCHEMA}."{table}"'
 
 
 def copy_into(table: str, columns: list[str]) -> str:
     names = ", ".join(f'"{c}"' for c in columns)
-    return f'COPY {LAYER_SCHEMA}."{table}" ({names}) FROM STDIN WITH (FORMAT csv)'
+    return f"COPY {qualified(table)} ({names}) FROM STDIN WITH (FORMAT csv)"
 
 
-def build_indexes(table: str) -> list[str]:
+def boundary(table: str) -> str:
+    """The council boundary in a layer's CRS, grown by a tolerance in metres."""
+    return (
+        f"SELECT ST_AsBinary(ST_Buffer(ST_Transform(ST_Union(geom), :srid), :tolerance))"
+        f" FROM {qualified(table)}"
+    )
+
+
+def remove_duplicates(table: str, id_field: str, key: str) -> str:
+    """Keep the first row of each key; return the others with the row they repeat."""
+    return f"""
+WITH ranked AS (
+    SELECT "{id_field}" AS fid, "{key}"::text AS key,
+           first_value("{id_field}") OVER (PARTITION BY "{key}" ORDER BY "{id_field}") AS first
+    FROM {qualified(table)} WHERE "{key}" IS NOT NULL
+)
+DELETE FROM {qualified(table)} t USING ranked r
+WHERE t."{id_field}" = r.fid AND r.fid <> r.first
+RETURNING r.fid, r.key, r.first
+"""
+
+
+def build_indexes(table: str, fields: list[str], unique: str | None) -> list[str]:
     """After the bulk copy, where they are cheaper to build; the primary key covers the id."""
+    statements = [f'CREATE INDEX "{table}_geom_idx" ON {qualified(table)} USING gist (geom)']
+    for number, name in enumerate(fields):
+        kind = "UNIQUE INDEX" if name == unique else "INDEX"
+        # Short names: a table name plus a field name may pass PostgreSQL's 63 characters.
+        statements.append(f'CREATE {kind} "{table}_i{number}" ON {qualified(table)} ("{name}")')
+    statements.append(f"ANALYZE {qualified(table)}")
+    return statements
+
+
+def derive(target: str, parent: str, columns: list[str], field: str) -> list[str]:
+    names = ", ".join(f'"{c}"' for c in columns)
     return [
-        f'CREATE INDEX "{table}_geom_idx" ON {LAYER_SCHEMA}."{table}" USING gist (geom)',
-        f'ANALYZE {LAYER_SCHEMA}."{table}"',
+        f"CREATE TABLE {qualified(target)} AS SELECT {names}, geom FROM {qualified(parent)}"
+        f' WHERE "{field}"::text = ANY(CAST(:values AS text[]))',
+        f'ALTER TABLE {qualified(target)} ADD PRIMARY KEY ("{columns[0]}")',
+        f"ALTER TABLE {qualified(target)} ALTER COLUMN geom SET NOT NULL",
     ]
 
 
 def drop_table(table: str) -> str:
-    return f'DROP TABLE IF EXISTS {LAYER_SCHEMA}."{table}"'
+    return f"DROP TABLE IF EXISTS {qualified(table)}"
 
 
 def swap(live: str, staging: str, previous: str) -> list[str]:
@@ -61,6 +130,17 @@ def swap(live: str, staging: str, previous: str) -> list[str]:
     return [
         "SET LOCAL lock_timeout = '10s'",
         drop_table(previous),
-        f'ALTER TABLE IF EXISTS {LAYER_SCHEMA}."{live}" RENAME TO "{previous}"',
-        f'ALTER TABLE {LAYER_SCHEMA}."{staging}" RENAME TO "{live}"',
+        f'ALTER TABLE IF EXISTS {qualified(live)} RENAME TO "{previous}"',
+        f'ALTER TABLE {qualified(staging)} RENAME TO "{live}"',
+    ]
+
+
+def exchange(live: str, previous: str) -> list[str]:
+    """Rollback: the previous table and the live one trade names."""
+    parked = f"{live}__parked"
+    return [
+        "SET LOCAL lock_timeout = '10s'",
+        f'ALTER TABLE {qualified(live)} RENAME TO "{parked}"',
+        f'ALTER TABLE {qualified(previous)} RENAME TO "{live}"',
+        f'ALTER TABLE {qualified(parked)} RENAME TO "{previous}"',
     ]
