@@ -14,9 +14,11 @@ import json
 import socket
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import psycopg2
 import pyarrow.csv as pacsv
 import shapely
 from sqlalchemy import text
@@ -28,7 +30,12 @@ from layers.tables import layer_table
 from loaders import sql
 from loaders.prepare import Context, Reject, check_columns, check_coordinates, prepare_batch
 from loaders.read import Reader, open_reader
-from loaders.sources import LocalSource, open_source
+from loaders.sources import (
+    DOWNLOAD_TIMEOUT_S,
+    MAX_DOWNLOAD_BYTES,
+    LocalSource,
+    open_source,
+)
 from mapserver.errors import ServiceError
 
 Progress = Callable[[int, int | None], None]  # rows read so far, total rows when known
@@ -69,13 +76,18 @@ class _CopyStream(io.RawIOBase):
     def __init__(self, chunks: Iterator[bytes]) -> None:
         self._chunks = chunks
         self._buffer = b""
+        self.error: BaseException | None = None  # psycopg2 hides it behind QueryCanceled
 
     def readable(self) -> bool:
         return True
 
     def readinto(self, target: bytearray) -> int:  # type: ignore[override]
         while not self._buffer:
-            chunk = next(self._chunks, None)
+            try:
+                chunk = next(self._chunks, None)
+            except BaseException as exc:
+                self.error = exc
+                raise
             if chunk is None:
                 return 0
             self._buffer = chunk
@@ -83,6 +95,17 @@ class _CopyStream(io.RawIOBase):
         target[:size] = self._buffer[:size]
         self._buffer = self._buffer[size:]
         return size
+
+
+@contextmanager
+def _opened(
+    location: str | Path | LocalSource, max_bytes: int, timeout: float
+) -> Iterator[LocalSource]:
+    if isinstance(location, LocalSource):
+        yield location
+    else:
+        with open_source(location, max_bytes=max_bytes, timeout=timeout) as local:
+            yield local
 
 
 def default_run_by(how: str) -> str:
@@ -209,7 +232,7 @@ def _rebuild_derived(conn: Connection, parent: Layer, catalogue: Catalogue, run_
 def load_layer(
     engine: Engine,
     layer: Layer,
-    location: str | Path,
+    location: str | Path | LocalSource,
     *,
     reports_dir: Path,
     run_by: str,
@@ -218,6 +241,8 @@ def load_layer(
     source_crs: str | None = None,
     max_reject_ratio: float | None = None,
     progress: Progress = lambda done, total: None,
+    max_download_bytes: int = MAX_DOWNLOAD_BYTES,
+    download_timeout: float = DOWNLOAD_TIMEOUT_S,
 ) -> LoadResult:
     """Load ``location`` (a path or URL) as the new live version of ``layer``, or change
     nothing and raise. With the ``catalogue``, features are checked against the council
@@ -227,7 +252,7 @@ def load_layer(
     started = time.monotonic()
     source = source or layer.source or Source(path=str(location))
     ratio = layer.max_reject_ratio if max_reject_ratio is None else max_reject_ratio
-    with open_source(location) as local:
+    with _opened(location, max_download_bytes, download_timeout) as local:
         reader = open_reader(local.path, source, source_crs)
         check_columns(reader.columns, layer)
         version_id, version = _start_version(engine, layer, local, reader.crs.to_string(), run_by)
@@ -239,17 +264,20 @@ def load_layer(
             with engine.begin() as conn:
                 conn.execute(text(sql.LOCK_LAYER), {"layer": layer.id})
                 boundary = _boundary(conn, layer, catalogue)
-                ctx = Context(
-                    layer, reader.crs, shapely.from_wkb(boundary) if boundary else None
-                )
+                ctx = Context(layer, reader.crs, shapely.from_wkb(boundary) if boundary else None)
                 conn.execute(text(sql.drop_table(staging)))
                 table = layer_table(layer, staging)
                 table.create(conn)
                 stream = _CopyStream(_csv_chunks(reader, ctx, tally, progress))
                 with conn.connection.driver_connection.cursor() as cursor:  # type: ignore[union-attr]
-                    cursor.copy_expert(
-                        sql.copy_into(staging, [c.name for c in table.columns]), stream, 1 << 20
-                    )
+                    try:
+                        cursor.copy_expert(
+                            sql.copy_into(staging, [c.name for c in table.columns]), stream, 1 << 20
+                        )
+                    except psycopg2.Error:
+                        if stream.error is not None:
+                            raise stream.error from None
+                        raise
                 _remove_duplicates(conn, layer, staging, tally)
                 tally.rejected = tally.read - tally.written
                 if not tally.read:

@@ -90,13 +90,16 @@ def _csv_reader(path: Path, source: Source, source_crs: str | None) -> Reader:
             f"{x_col}/{y_col} columns use.",
             hint="Give it with --source-crs (e.g. EPSG:27700) or source.crs in the catalogue.",
         )
-    stream = pacsv.open_csv(
-        path,
-        read_options=pacsv.ReadOptions(block_size=CSV_BLOCK_BYTES, encoding=encoding),
-        convert_options=pacsv.ConvertOptions(
-            column_types={name: pa.string() for name in header}, strings_can_be_null=True
-        ),
-    )
+    try:  # pyarrow parses the first block on opening
+        stream = pacsv.open_csv(
+            path,
+            read_options=pacsv.ReadOptions(block_size=CSV_BLOCK_BYTES, encoding=encoding),
+            convert_options=pacsv.ConvertOptions(
+                column_types={name: pa.string() for name in header}, strings_can_be_null=True
+            ),
+        )
+    except pa.ArrowInvalid as exc:
+        raise _unreadable(path, exc) from None
 
     def batches() -> Iterator[Batch]:
         row = 1

@@ -12,7 +12,7 @@ import tempfile
 import zipfile
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from urllib.parse import urlparse
 
@@ -40,7 +40,7 @@ class LocalSource:
     sha256: str
     etag: str | None = None
     last_modified: str | None = None
-    details: dict[str, str] = field(default_factory=dict)
+    not_modified: bool = False  # the server answered 304 to a conditional request
 
 
 def is_url(location: str) -> bool:
@@ -143,16 +143,25 @@ def open_source(
     member: str | None = None,
     max_bytes: int = MAX_DOWNLOAD_BYTES,
     timeout: float = DOWNLOAD_TIMEOUT_S,
+    etag: str | None = None,
+    last_modified: str | None = None,
 ) -> Iterator[LocalSource]:
-    """A local, unzipped copy of ``location`` for the length of the ``with`` block."""
+    """A local, unzipped copy of ``location`` for the length of the ``with`` block.
+    With ``etag``/``last_modified`` a URL is fetched only if it changed since."""
     workdir = Path(tempfile.mkdtemp(prefix="mapserver-load-"))
     try:
         text = str(location)
-        etag = last_modified = None
         if is_url(text):
             name = Path(urlparse(text).path).name or "download"
             path = workdir / name
-            response = download(text, path, max_bytes=max_bytes, timeout=timeout)
+            conditions = {"If-None-Match": etag or "", "If-Modified-Since": last_modified or ""}
+            response = download(
+                text, path, max_bytes=max_bytes, timeout=timeout,
+                headers={k: v for k, v in conditions.items() if v},
+            )  # fmt: skip
+            if response.status_code == 304:
+                yield LocalSource(path, text, "", etag, last_modified, not_modified=True)
+                return
             etag = response.headers.get("etag")
             last_modified = response.headers.get("last-modified")
         else:

@@ -5,16 +5,27 @@ import errno
 import signal
 import socket
 import sys
+import time
 from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeRemainingColumn,
+)
 from sqlalchemy import text
 
 from layers.catalogue import load_catalogue
 from layers.pygeoapi_config import render_config
-from loaders.pipeline import DEFAULT_MAX_REJECT_RATIO, LoadResult, default_run_by, load_layer
-from loaders.samples import load_missing_samples
+from loaders import sql
+from loaders.pipeline import LoadResult, default_run_by, load_layer, rollback_layer
+from loaders.refresh import refresh as refresh_layers
+from loaders.samples import load_missing_samples, source_path
 from mapserver import runtime as runtime_
 from mapserver.cluster import PrivateCluster
 from mapserver.database import private_cluster
@@ -22,7 +33,10 @@ from mapserver.errors import ServiceError
 from mapserver.settings import Settings, get_settings
 
 app = typer.Typer(
-    no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False, help=__doc__
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    help="Council maps: load layers, serve the map, the OGC API and the health check.",
 )
 config_app = typer.Typer(no_args_is_help=True, help="The generated pygeoapi configuration.")
 db_app = typer.Typer(no_args_is_help=True, help="The private PostgreSQL cluster.")
@@ -36,13 +50,15 @@ def _say(message: str) -> None:
 
 def _report(result: LoadResult) -> None:
     line = (
-        f"{result.layer}: version {result.version}, {result.rows_loaded} of "
-        f"{result.rows_read} rows loaded"
+        f"{result.layer}: version {result.version}, {result.rows_loaded:,} of "
+        f"{result.rows_read:,} rows loaded in {result.seconds:.1f} s"
     )
     if result.rows_repaired:
-        line += f", {result.rows_repaired} geometries repaired"
+        line += f", {result.rows_repaired:,} geometries repaired"
+    if result.rows_outside:
+        line += f", {result.rows_outside:,} outside the boundary"
     if result.rows_rejected:
-        line += f", {result.rows_rejected} rejected (see {result.rejects_file})"
+        line += f", {result.rows_rejected:,} rejected (see {result.rejects_file})"
     _say(line)
 
 
@@ -91,35 +107,66 @@ def run(
         runtime.close()
 
 
+class _ProgressBar:
+    """Rows read, rate and ETA on stderr; silent with --quiet."""
+
+    def __init__(self, label: str, quiet: bool) -> None:
+        self.progress = Progress(
+            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+            TextColumn("rows"), TextColumn("{task.fields[rate]}"), TimeRemainingColumn(),
+            console=Console(stderr=True), transient=True, disable=quiet,
+        )  # fmt: skip
+        self.task = self.progress.add_task(label, total=None, rate="")
+        self.started = time.monotonic()
+
+    def __enter__(self) -> "_ProgressBar":
+        self.progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.progress.stop()
+
+    def __call__(self, done: int, total: int | None) -> None:
+        rate = done / max(time.monotonic() - self.started, 1e-6)
+        self.progress.update(self.task, completed=done, total=total, rate=f"{rate:,.0f}/s")
+
+
 @app.command()
 def load(
     layer_id: Annotated[str, typer.Argument(metavar="LAYER", help="Layer id in the catalogue.")],
-    source: Annotated[Path, typer.Argument(help="File to load (GeoJSON, GeoPackage, CSV...).")],
+    source: Annotated[str, typer.Argument(help="Path or http(s) URL (GeoJSON, GPKG, SHP, CSV…).")],
+    source_crs: Annotated[
+        str | None, typer.Option(help="CRS of a source that does not say (e.g. EPSG:27700).")
+    ] = None,
     max_reject_ratio: Annotated[
-        float, typer.Option(min=0, max=1, help="Refuse the load above this share of rejects.")
-    ] = DEFAULT_MAX_REJECT_RATIO,
+        float | None, typer.Option(min=0, max=1, help="Refuse above this share of rejects.")
+    ] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar (cron).")] = False,
 ) -> None:
-    """Load SOURCE as the new version of LAYER (atomically: all or nothing)."""
+    """Load SOURCE as the new version of LAYER, atomically: all of it or nothing.
+
+    Exit codes: 0 loaded, 1 refused (nothing changed), 2 usage."""
     runtime = runtime_.start(get_settings())
     try:
         layer = runtime.catalogue.layer(layer_id)
-        _report(
-            load_layer(
-                runtime.engine,
-                layer,
-                source,
-                reports_dir=runtime.settings.state_dir / "loads",
-                run_by=default_run_by("mapserver load"),
-                max_reject_ratio=max_reject_ratio,
-            )
-        )
+        with _ProgressBar(f"Loading {layer.id}", quiet) as bar:
+            result = load_layer(
+                runtime.engine, layer, source_path(source),
+                reports_dir=runtime.settings.state_dir / "loads", catalogue=runtime.catalogue,
+                run_by=default_run_by("mapserver load"), source_crs=source_crs,
+                max_reject_ratio=max_reject_ratio, progress=bar,
+                max_download_bytes=runtime.settings.download_max_mb << 20,
+                download_timeout=runtime.settings.download_timeout_s,
+            )  # fmt: skip
+        if not quiet:
+            _report(result)
     finally:
         runtime.close()
 
 
 @app.command()
 def layers() -> None:
-    """List the catalogue's layers with their live version and row count."""
+    """List the catalogue's layers with their live version, rows and last load."""
     runtime = runtime_.start(get_settings())
     try:
         with runtime.engine.connect() as conn:
@@ -135,11 +182,106 @@ def layers() -> None:
         for layer in runtime.catalogue.layers.values():
             row = live.get(layer.id)
             state = (
-                f"v{row.version}, {row.rows_loaded} rows, {row.finished_at:%Y-%m-%d %H:%M}"
+                f"v{row.version}, {row.rows_loaded:,} rows, loaded {row.finished_at:%Y-%m-%d %H:%M}"
                 if row
                 else "not loaded"
             )
             typer.echo(f"{layer.id:<28} {layer.access:<9} {state}")
+    finally:
+        runtime.close()
+
+
+@app.command()
+def history(
+    layer_id: Annotated[str, typer.Argument(metavar="LAYER", help="Layer id in the catalogue.")],
+) -> None:
+    """Every load of LAYER, newest first, with its source and counts."""
+    runtime = runtime_.start(get_settings())
+    try:
+        runtime.catalogue.layer(layer_id)
+        with runtime.engine.connect() as conn:
+            rows = conn.execute(text(sql.HISTORY), {"layer": layer_id}).all()
+        for row in rows:
+            when = f"{row.started_at:%Y-%m-%d %H:%M:%S}"
+            counts = f"{row.rows_loaded:,}/{row.rows_read:,} rows, {row.rows_rejected:,} rejected"
+            typer.echo(f"v{row.version:<4} {row.status:<8} {when}  {counts}  {row.source_uri}")
+            if row.message:
+                typer.echo(f"      {row.message.splitlines()[0]}")
+    finally:
+        runtime.close()
+
+
+@app.command()
+def rollback(
+    layer_id: Annotated[str, typer.Argument(metavar="LAYER", help="Layer id in the catalogue.")],
+) -> None:
+    """Make LAYER's previous version live again (instant: tables are renamed)."""
+    runtime = runtime_.start(get_settings())
+    try:
+        version = rollback_layer(runtime.engine, runtime.catalogue.layer(layer_id))
+        _say(f"{layer_id}: version {version} is live again")
+    finally:
+        runtime.close()
+
+
+@app.command()
+def refresh(
+    layer_ids: Annotated[
+        list[str] | None, typer.Argument(metavar="[LAYER]...", help="Check these now.")
+    ] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only failures.")] = False,
+) -> None:
+    """Reload layers whose source changed (those with a refresh schedule that is due, or
+    those named). Exit 1 when any check failed."""
+    runtime = runtime_.start(get_settings())
+    try:
+        outcomes = refresh_layers(
+            runtime.engine, runtime.catalogue, layer_ids,
+            reports_dir=runtime.settings.state_dir / "loads",
+        )  # fmt: skip
+    finally:
+        runtime.close()
+    for outcome in outcomes:
+        if not quiet or outcome.state == "failed":
+            _say(f"{outcome.layer}: {outcome.state} {outcome.detail}".rstrip())
+    if any(o.state == "failed" for o in outcomes):
+        raise typer.Exit(1)
+
+
+@app.command()
+def synth(
+    council: Annotated[
+        str | None, typer.Option(help="Council profile (default: settings).")
+    ] = None,
+    scale: Annotated[float, typer.Option(min=0.001, max=100, help="Multiply counts.")] = 1.0,
+    seed: Annotated[int, typer.Option(help="Random seed: same seed, same files.")] = 20261126,
+    out: Annotated[
+        Path | None, typer.Option(help="Write here instead of the catalogue paths.")
+    ] = None,
+    load: Annotated[bool, typer.Option(help="Load the files through the loader.")] = True,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+) -> None:
+    """Generate the synthetic layers (marked so) and load them through the normal loader."""
+    from loaders.synth import generate
+
+    settings = get_settings()
+    if council:
+        settings = settings.model_copy(update={"council": council, "catalogue_dir": None})
+    runtime = runtime_.start(settings)
+    try:
+        files = generate(runtime.catalogue, out, scale=scale, seed=seed)
+        for layer_id, path in files.items():
+            _say(f"{layer_id}: wrote {path}")
+            if not load:
+                continue
+            layer = runtime.catalogue.layer(layer_id)
+            with _ProgressBar(f"Loading {layer_id}", quiet) as bar:
+                result = load_layer(
+                    runtime.engine, layer, path, reports_dir=settings.state_dir / "loads",
+                    catalogue=runtime.catalogue, run_by=default_run_by("mapserver synth"),
+                    progress=bar,
+                )  # fmt: skip
+            _report(result)
     finally:
         runtime.close()
 

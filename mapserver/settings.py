@@ -41,6 +41,9 @@ class Settings(BaseSettings):
         True, description="Load the catalogue's sample layers into an empty database at start."
     )
 
+    download_max_mb: int = Field(2048, ge=1, description="Largest source a load downloads.")
+    download_timeout_s: float = Field(60, gt=0, description="Time limit of a source download.")
+
     # Private cluster (only used when no database URL is set).
     pg_port: int = Field(54329, ge=1, le=65535, description="Port of the private cluster.")
     pg_bin_dir: Path | None = Field(
