@@ -1,7 +1,6 @@
 """Bad sources: each gives one clear message, the database unchanged and the previous
 version still served."""
 
-import io
 import json
 import os
 import signal
@@ -28,24 +27,25 @@ def libraries(runtime):
 @pytest.fixture
 def unchanged(scalar):
     """Asserts, after the test, that the live libraries are what they were before."""
-    before = (
-        scalar("SELECT version FROM app.layer_versions WHERE layer='libraries' AND status='live'"),
-        scalar("SELECT count(*) FROM layers.libraries"),
-        scalar(
-            "SELECT md5(string_agg(ST_AsText(geom) || name, ',' ORDER BY fid)) FROM layers.libraries"
-        ),
-    )
+
+    def state():
+        return (
+            scalar(
+                "SELECT version FROM app.layer_versions"
+                " WHERE layer = 'libraries' AND status = 'live'"
+            ),
+            scalar(
+                "SELECT md5(string_agg(ST_AsText(geom) || name, ',' ORDER BY fid))"
+                " FROM layers.libraries"
+            ),
+        )
+
+    before = state()
     yield
-    after = (
-        scalar("SELECT version FROM app.layer_versions WHERE layer='libraries' AND status='live'"),
-        scalar("SELECT count(*) FROM layers.libraries"),
-        scalar(
-            "SELECT md5(string_agg(ST_AsText(geom) || name, ',' ORDER BY fid)) FROM layers.libraries"
-        ),
-    )
-    assert after == before
+    assert state() == before
     assert not scalar(
-        "SELECT count(*) FROM pg_tables WHERE schemaname = 'layers' AND tablename LIKE 'libraries__v%'"
+        "SELECT count(*) FROM pg_tables"
+        " WHERE schemaname = 'layers' AND tablename LIKE 'libraries__v%'"
     )
 
 
