@@ -23,6 +23,7 @@ import pyarrow.csv as pacsv
 import shapely
 from sqlalchemy import text
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import IntegrityError
 
 from layers.catalogue import Catalogue
 from layers.model import Layer, Source
@@ -167,9 +168,17 @@ def _start_version(
     return version_id, version
 
 
-def _remove_duplicates(conn: Connection, layer: Layer, staging: str, tally: _Tally) -> None:
+def _unique_key(conn: Connection, layer: Layer, staging: str, tally: _Tally) -> None:
+    """A unique index on the key; only when that fails, find and reject the duplicates
+    (rare, and a window query over every row costs more than the index)."""
     if not layer.key:
         return
+    try:
+        with conn.begin_nested():
+            conn.execute(text(sql.unique_index(staging, layer.key)))
+        return
+    except IntegrityError:
+        pass
     duplicates = conn.execute(text(sql.remove_duplicates(staging, layer.id_field, layer.key)))
     rejects = [
         Reject(row.fid, layer.key, row.key, f"duplicate {layer.key} (first at row {row.first})")
@@ -177,10 +186,12 @@ def _remove_duplicates(conn: Connection, layer: Layer, staging: str, tally: _Tal
     ]
     tally.written -= len(rejects)
     tally.add_rejects(rejects)
+    conn.execute(text(sql.unique_index(staging, layer.key)))
 
 
 def _index_fields(layer: Layer, catalogue: Catalogue | None) -> list[str]:
-    fields = [f for f in (layer.key, layer.time_field) if f]
+    """Fields queries filter on (the key has its unique index already)."""
+    fields = [layer.time_field] if layer.time_field and layer.time_field != layer.key else []
     if catalogue:
         fields += [d.derived_from.field for d in _derived(layer, catalogue)]  # type: ignore[union-attr]
     return list(dict.fromkeys(fields))
@@ -216,7 +227,7 @@ def _rebuild_derived(conn: Connection, parent: Layer, catalogue: Catalogue, run_
         conn.execute(text(sql.drop_table(staging)))
         for statement in sql.derive(staging, parent.table_name, columns, rule.field):
             conn.execute(text(statement), {"values": [str(v) for v in rule.values]})
-        for statement in sql.build_indexes(staging, [], None):
+        for statement in sql.build_indexes(staging, []):
             conn.execute(text(statement))
         rows = conn.execute(text(f"SELECT count(*) FROM {sql.qualified(staging)}")).scalar_one()
         _swap_in(conn, layer, staging)
@@ -278,7 +289,7 @@ def load_layer(
                         if stream.error is not None:
                             raise stream.error from None
                         raise
-                _remove_duplicates(conn, layer, staging, tally)
+                _unique_key(conn, layer, staging, tally)
                 tally.rejected = tally.read - tally.written
                 if not tally.read:
                     raise ServiceError(f"{local.path.name} has no features; nothing was changed.")
@@ -290,12 +301,11 @@ def load_layer(
                         f"{first.row}, {first.field}: {first.reason}.",
                         hint=f"All rejects are listed in {rejects_file}.",
                     )
-                for statement in sql.build_indexes(
-                    staging, _index_fields(layer, catalogue), layer.key
-                ):
+                for statement in sql.build_indexes(staging, _index_fields(layer, catalogue)):
                     conn.execute(text(statement))
                 _swap_in(conn, layer, staging)
                 details |= {
+                    "transformation": ctx.transformation,
                     "rejects_file": str(rejects_file) if tally.rejects else None,
                     "rows_outside_boundary": tally.outside,
                     "seconds": round(time.monotonic() - started, 2),
@@ -332,13 +342,18 @@ def load_layer(
     )  # fmt: skip
 
 
-def rollback_layer(engine: Engine, layer: Layer) -> int:
-    """Make the previous version live again (and the live one previous): renames only."""
+def rollback_layer(engine: Engine, layer: Layer, catalogue: Catalogue | None = None) -> int:
+    """Make the previous version live again (and the live one previous): renames only.
+    Derived layers are rebuilt from the version now live."""
     with engine.begin() as conn:
         conn.execute(text(sql.LOCK_LAYER), {"layer": layer.id})
-        if not conn.execute(text(sql.HAS_PREVIOUS), {"layer": layer.id}).scalar():
+        previous = conn.execute(text(sql.PREVIOUS_ID), {"layer": layer.id}).scalar()
+        if previous is None:
             raise ServiceError(f"Layer {layer.id} has no previous version to roll back to.")
         for statement in sql.exchange(layer.table_name, f"{layer.table_name}__previous"):
             conn.execute(text(statement))
-        conn.execute(text(sql.SWAP_STATUSES), {"layer": layer.id})
-        return conn.execute(text(sql.LIVE_VERSION), {"layer": layer.id}).one().version
+        conn.execute(text(sql.DEMOTE_LIVE), {"layer": layer.id})
+        version = conn.execute(text(sql.MAKE_LIVE), {"id": previous}).scalar_one()
+        if catalogue:
+            _rebuild_derived(conn, layer, catalogue, default_run_by("mapserver rollback"))
+        return version

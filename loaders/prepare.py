@@ -8,17 +8,21 @@ slower per-value path, which finds the rows to reject.
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import shapely
 from pyproj import CRS, Transformer
 
 from layers.model import Layer, LayerField
+from loaders.ewkb import ewkb_hex
 from loaders.read import Batch
 from mapserver.errors import ServiceError
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 ARROW_TYPES = {
     "string": pa.string(),
@@ -34,7 +38,6 @@ TYPE_NAMES = ["Point", "LineString", "LinearRing", "Polygon", "MultiPoint", "Mul
 ACCEPTS = {"Point": {0}, "LineString": {1}, "Polygon": {3},
            "MultiPoint": {0, 4}, "MultiLineString": {1, 5}, "MultiPolygon": {3, 6}}  # fmt: skip
 DIMENSION = {"Point": 0, "LineString": 1, "Polygon": 2}
-PROMOTE = {0: shapely.multipoints, 1: shapely.multilinestrings, 3: shapely.multipolygons}
 TRUE = {"true", "t", "yes", "y", "1"}
 FALSE = {"false", "f", "no", "n", "0"}
 
@@ -66,9 +69,13 @@ class Context:
     def __post_init__(self) -> None:
         target = CRS.from_epsg(self.layer.srid)
         self.transform: Callable[[np.ndarray, np.ndarray], tuple] | None = None
+        self.transformation = "none"
         if not self.source_crs.equals(target):
+            # PROJ picks the most accurate operation it has: OSTN15 for British National
+            # Grid when its grid file is installed (data/proj/), else a Helmert fit (~2 m).
             transformer = Transformer.from_crs(self.source_crs, target, always_xy=True)
             self.transform = transformer.transform
+            self.transformation = transformer.description
         if self.boundary is not None:
             shapely.prepare(self.boundary)
 
@@ -104,8 +111,10 @@ def check_coordinates(geoms: np.ndarray, crs: CRS, name: str) -> None:
         )
 
 
-def _slow_coerce(values: pd.Series, kind: str) -> tuple[pd.Series, pd.Series]:
+def _slow_coerce(values: "pd.Series", kind: str) -> tuple["pd.Series", "pd.Series"]:
     """Typed values and a mask of present values that do not fit the type."""
+    import pandas as pd  # only when a vectorised cast failed: a second off the common path
+
     present = values.notna() & (values.astype(str).str.strip() != "")
     if kind in ("integer", "number"):
         numbers = pd.to_numeric(values.where(present), errors="coerce")
@@ -147,7 +156,8 @@ def coerce(column: pa.ChunkedArray, spec: LayerField) -> tuple[pa.Array, np.ndar
 def _geometry(
     geoms: np.ndarray, ctx: Context, rejects: np.ndarray
 ) -> tuple[np.ndarray, int, np.ndarray]:
-    """Geometries in the layer's CRS and type; fills ``rejects`` with reasons.
+    """Geometries in the layer's CRS, checked against its type and the boundary (single
+    parts in a Multi- layer are promoted later, when encoded); fills ``rejects``.
     Returns the geometries, how many were repaired, and a mask of those outside."""
     layer = ctx.layer
     missing = shapely.is_missing(geoms) | shapely.is_empty(geoms)
@@ -187,11 +197,6 @@ def _geometry(
         if layer.outside_boundary == "reject":
             rejects[outside] = "outside the council boundary"
             ok &= ~outside
-    if layer.geometry.startswith("Multi") and ok.any():
-        for type_id, make in PROMOTE.items():
-            singles = ok & (shapely.get_type_id(geoms) == type_id)
-            if singles.any():
-                geoms[singles] = make(geoms[singles][:, np.newaxis])  # one part each
     return geoms, repaired, outside
 
 
@@ -226,8 +231,8 @@ def prepare_batch(batch: Batch, ctx: Context) -> PreparedBatch:
         if reasons[i] != "field"
     ]
     keep = reasons == None  # noqa: E711 (element-wise)
-    kept = shapely.set_srid(geoms[keep], layer.srid)
-    columns["geom"] = pa.array(shapely.to_wkb(kept, hex=True, include_srid=True), pa.string())
+    # Single parts in a Multi- layer are promoted as they are encoded.
+    columns["geom"] = ewkb_hex(geoms[keep], layer.srid, layer.geometry.startswith("Multi"))
     table = pa.table(
         {name: (array if name == "geom" else array.filter(pa.array(keep)))
          for name, array in columns.items()}

@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
@@ -25,8 +24,9 @@ from pyproj.exceptions import CRSError
 from layers.model import Source
 from mapserver.errors import ServiceError
 
-BATCH_ROWS = 100_000
-CSV_BLOCK_BYTES = 8 << 20
+# Small enough that preparing one batch overlaps PostgreSQL parsing the previous one.
+BATCH_ROWS = 50_000
+CSV_BLOCK_BYTES = 4 << 20
 # Column names recognised as coordinates when the catalogue names none, with the CRS
 # their names imply.
 X_NAMES = {"easting": "EPSG:27700", "x": None, "lon": "EPSG:4326", "lng": "EPSG:4326",
@@ -122,6 +122,8 @@ def _numbers(column: pa.ChunkedArray) -> np.ndarray:
     try:
         return pc.cast(column, pa.float64()).to_numpy(zero_copy_only=False)
     except pa.ArrowInvalid:
+        import pandas as pd  # only for a batch with a bad value: off the common path
+
         return pd.to_numeric(column.to_pandas(), errors="coerce").to_numpy(dtype=float)
 
 

@@ -58,15 +58,9 @@ SET status = 'live', finished_at = now(), rows_read = :rows_read, rows_loaded = 
     details = CAST(:details AS jsonb)
 WHERE id = :id
 """
-# Rollback: live and previous trade places.
-SWAP_STATUSES = """
-UPDATE app.layer_versions
-SET status = CASE status WHEN 'live' THEN 'previous' ELSE 'live' END
-WHERE layer = :layer AND status IN ('live', 'previous')
-"""
-HAS_PREVIOUS = """
-SELECT count(*) = 1 FROM app.layer_versions WHERE layer = :layer AND status = 'previous'
-"""
+# Rollback: live and previous trade places (one row at a time: one live row per layer).
+PREVIOUS_ID = "SELECT id FROM app.layer_versions WHERE layer = :layer AND status = 'previous'"
+MAKE_LIVE = "UPDATE app.layer_versions SET status = 'live' WHERE id = :id RETURNING version"
 
 
 def qualified(table: str) -> str:
@@ -100,13 +94,16 @@ RETURNING r.fid, r.key, r.first
 """
 
 
-def build_indexes(table: str, fields: list[str], unique: str | None) -> list[str]:
+def unique_index(table: str, key: str) -> str:
+    return f'CREATE UNIQUE INDEX "{table}_key" ON {qualified(table)} ("{key}")'
+
+
+def build_indexes(table: str, fields: list[str]) -> list[str]:
     """After the bulk copy, where they are cheaper to build; the primary key covers the id."""
     statements = [f'CREATE INDEX "{table}_geom_idx" ON {qualified(table)} USING gist (geom)']
     for number, name in enumerate(fields):
-        kind = "UNIQUE INDEX" if name == unique else "INDEX"
         # Short names: a table name plus a field name may pass PostgreSQL's 63 characters.
-        statements.append(f'CREATE {kind} "{table}_i{number}" ON {qualified(table)} ("{name}")')
+        statements.append(f'CREATE INDEX "{table}_i{number}" ON {qualified(table)} ("{name}")')
     statements.append(f"ANALYZE {qualified(table)}")
     return statements
 

@@ -9,6 +9,7 @@ from fastapi.staticfiles import StaticFiles
 from mapserver import health, pages
 from mapserver.errors import ServiceError
 from mapserver.ogc import mount_pygeoapi
+from mapserver.ogc_metadata import CollectionProvenance
 from mapserver.runtime import Runtime
 
 NODE_MODULES = pages.FRONTEND_DIR / "node_modules"
@@ -50,4 +51,5 @@ def create_app(runtime: Runtime) -> FastAPI:
     for prefix, directory in VENDOR.items():
         app.mount(prefix, StaticFiles(directory=directory), name=prefix.strip("/"))
     mount_pygeoapi(app, runtime.settings)
+    app.add_middleware(CollectionProvenance, engine=runtime.engine, catalogue=runtime.catalogue)
     return app

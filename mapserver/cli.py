@@ -218,7 +218,8 @@ def rollback(
     """Make LAYER's previous version live again (instant: tables are renamed)."""
     runtime = runtime_.start(get_settings())
     try:
-        version = rollback_layer(runtime.engine, runtime.catalogue.layer(layer_id))
+        layer = runtime.catalogue.layer(layer_id)
+        version = rollback_layer(runtime.engine, layer, runtime.catalogue)
         _say(f"{layer_id}: version {version} is live again")
     finally:
         runtime.close()

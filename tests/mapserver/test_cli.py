@@ -110,3 +110,33 @@ def test_usage_error_exits_2():
     result = run([*MAPSERVER, "run", "--port", "not-a-number"], {})
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
+
+
+def test_load_history_rollback_and_exit_codes(database_url, runtime, scalar, tmp_path):
+    env = {"DATABASE_URL": database_url, "MAPSERVER_STATE_DIR": str(tmp_path)}
+    source = PROJECT_DIR / "data" / "stockport" / "stockport_pharmacies.geojson"
+    live = "SELECT version FROM app.layer_versions WHERE layer = 'pharmacies' AND status = 'live'"
+    before = scalar(live)
+
+    loaded = run([*MAPSERVER, "load", "pharmacies", str(source)], env)
+    assert loaded.returncode == 0, loaded.stderr
+    assert f"pharmacies: version {before + 1}, 64 of 64 rows loaded" in loaded.stderr
+
+    broken = tmp_path / "broken.geojson"
+    broken.write_text('{"type": "FeatureCollection", "features": [')
+    refused = run([*MAPSERVER, "load", "pharmacies", str(broken), "--quiet"], env)
+    assert_clear_error(refused, "Cannot read broken.geojson")
+    assert scalar(live) == before + 1
+
+    assert run([*MAPSERVER, "load", "pharmacies"], env).returncode == 2
+
+    history = run([*MAPSERVER, "history", "pharmacies"], env)
+    assert history.returncode == 0
+    lines = history.stdout.splitlines()
+    assert lines[0].startswith(f"v{before + 1} ") and " live " in lines[0]
+    assert any(line.startswith(f"v{before} ") and " previous " in line for line in lines)
+
+    rolled = run([*MAPSERVER, "rollback", "pharmacies"], env)
+    assert rolled.returncode == 0, rolled.stderr
+    assert scalar(live) == before
+    assert scalar("SELECT count(*) FROM layers.pharmacies") == 64

@@ -1,0 +1,77 @@
+"""Adds each layer's provenance to pygeoapi's collection metadata.
+
+pygeoapi's collection documents come from its static configuration; when a layer was last
+loaded, and which version is live, live in ``app.layer_versions``. This middleware adds
+them to the JSON of ``/ogc/collections`` and ``/ogc/collections/{id}`` as ``updated``
+(RFC 3339), ``version`` and, for synthetic layers, ``synthetic: true``. Server paths of
+sources are not published.
+"""
+
+import json
+import re
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.engine import Engine
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import MutableHeaders
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from layers.catalogue import Catalogue
+
+COLLECTIONS = re.compile(r"^/ogc/collections(?:/(?P<id>[^/]+))?/?$")
+LIVE = "SELECT layer, version, finished_at FROM app.layer_versions WHERE status = 'live'"
+
+
+class CollectionProvenance:
+    def __init__(self, app: ASGIApp, engine: Engine, catalogue: Catalogue) -> None:
+        self.app = app
+        self.engine = engine
+        self.catalogue = catalogue
+
+    def _live(self) -> dict[str, Any]:
+        with self.engine.connect() as conn:
+            return {row.layer: row for row in conn.execute(text(LIVE))}
+
+    def _annotate(self, collection: dict[str, Any], live: dict[str, Any]) -> None:
+        row = live.get(collection.get("id"))
+        layer = self.catalogue.layers.get(collection.get("id", ""))
+        if row is not None:
+            collection["updated"] = row.finished_at.isoformat()
+            collection["version"] = row.version
+        if layer is not None and layer.synthetic:
+            collection["synthetic"] = True
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "GET":
+            await self.app(scope, receive, send)
+            return
+        match = COLLECTIONS.match(scope["path"])
+        if not match:
+            await self.app(scope, receive, send)
+            return
+        start: Message = {}
+        body = bytearray()
+
+        async def capture(message: Message) -> None:
+            nonlocal start
+            if message["type"] == "http.response.start":
+                start = message
+            else:
+                body.extend(message.get("body", b""))
+
+        await self.app(scope, receive, capture)
+        headers = MutableHeaders(raw=start["headers"])
+        content = bytes(body)
+        if start["status"] == 200 and "json" in headers.get("content-type", ""):
+            document = json.loads(content)
+            live = await run_in_threadpool(self._live)
+            if match.group("id"):
+                self._annotate(document, live)
+            else:
+                for collection in document.get("collections", []):
+                    self._annotate(collection, live)
+            content = json.dumps(document).encode()
+            headers["content-length"] = str(len(content))
+        await send(start)
+        await send({"type": "http.response.body", "body": content})
