@@ -203,11 +203,24 @@ def _derived(layer: Layer, catalogue: Catalogue) -> list[Layer]:
     ]
 
 
+def _retired(layer: Layer) -> str:
+    return f"{layer.table_name}__retired"
+
+
 def _swap_in(conn: Connection, layer: Layer, staging: str) -> None:
-    for statement in sql.swap(layer.table_name, staging, f"{layer.table_name}__previous"):
+    previous = f"{layer.table_name}__previous"
+    for statement in sql.swap(layer.table_name, staging, previous, _retired(layer)):
         conn.execute(text(statement))
     conn.execute(text(sql.RETIRE_PREVIOUS), {"layer": layer.id})
     conn.execute(text(sql.DEMOTE_LIVE), {"layer": layer.id})
+
+
+def _drop_retired(engine: Engine, layer: Layer, catalogue: Catalogue | None) -> None:
+    """Drop the tables a swap parked (outside the swap, which then stays short)."""
+    layers = [layer, *(_derived(layer, catalogue) if catalogue else [])]
+    with engine.begin() as conn:
+        for each in layers:
+            conn.execute(text(sql.drop_table(_retired(each))))
 
 
 def _rebuild_derived(conn: Connection, parent: Layer, catalogue: Catalogue, run_by: str) -> None:
@@ -272,8 +285,10 @@ def load_layer(
         rejects_file = reports_dir / f"{layer.id}-v{version}-rejects.csv"
         staging = f"{layer.table_name}__v{version}"
         try:
+            _drop_retired(engine, layer, catalogue)
             with engine.begin() as conn:
-                conn.execute(text(sql.LOCK_LAYER), {"layer": layer.id})
+                for statement in [sql.LOCK_LAYER, *sql.LOAD_SETTINGS]:
+                    conn.execute(text(statement), {"layer": layer.id})
                 boundary = _boundary(conn, layer, catalogue)
                 ctx = Context(layer, reader.crs, shapely.from_wkb(boundary) if boundary else None)
                 conn.execute(text(sql.drop_table(staging)))
@@ -334,6 +349,7 @@ def load_layer(
         finally:
             if tally.rejects:
                 _write_rejects(tally.rejects, rejects_file)
+        _drop_retired(engine, layer, catalogue)
     return LoadResult(
         layer=layer.id, version=version, rows_read=tally.read, rows_loaded=tally.written,
         rows_rejected=tally.rejected, rows_repaired=tally.repaired, rows_outside=tally.outside,

@@ -122,11 +122,20 @@ def drop_table(table: str) -> str:
     return f"DROP TABLE IF EXISTS {qualified(table)}"
 
 
-def swap(live: str, staging: str, previous: str) -> list[str]:
-    """Staging becomes live, live becomes previous: renames only, so the lock is brief."""
+# For the load's own transaction: index builds sort in memory, and the commit does not
+# wait for the disk (a crash just after it loses this load, never the previous version).
+LOAD_SETTINGS = [
+    "SET LOCAL maintenance_work_mem = '512MB'",
+    "SET LOCAL synchronous_commit = off",
+]
+
+
+def swap(live: str, staging: str, previous: str, retired: str) -> list[str]:
+    """Staging becomes live, live becomes previous, previous is parked as retired (dropped
+    after the commit): renames only, so the exclusive lock is brief."""
     return [
         "SET LOCAL lock_timeout = '10s'",
-        drop_table(previous),
+        f'ALTER TABLE IF EXISTS {qualified(previous)} RENAME TO "{retired}"',
         f'ALTER TABLE IF EXISTS {qualified(live)} RENAME TO "{previous}"',
         f'ALTER TABLE {qualified(staging)} RENAME TO "{live}"',
     ]

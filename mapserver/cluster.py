@@ -169,6 +169,10 @@ class PrivateCluster:
             "-c listen_addresses=127.0.0.1",
             "-c shared_buffers=256MB",
             "-c max_connections=200",
+            # A single node: bulk loads that create and fill a table in one transaction
+            # (ours) skip the write-ahead log. Replicas need a server of their own.
+            "-c wal_level=minimal",
+            "-c max_wal_senders=0",
         ]
         if self.fast:
             options += ["-c fsync=off", "-c synchronous_commit=off", "-c full_page_writes=off"]
