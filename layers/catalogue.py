@@ -75,4 +75,10 @@ def load_catalogue(directory: Path) -> Catalogue:
         raise ServiceError(
             f"{profile_path}: boundary_layer {council.boundary_layer!r} is not in the catalogue"
         )
+    inputs = council.synthetic.input_layers if council.synthetic else []
+    unknown = [layer_id for layer_id in inputs if layer_id not in layers]
+    if unknown:
+        raise ServiceError(
+            f"{profile_path}: synthetic inputs {', '.join(unknown)} are not in the catalogue"
+        )
     return Catalogue(council=council, layers=layers, directory=directory)

@@ -139,6 +139,25 @@ class Contact(Strict):
     url: str | None = None
 
 
+class SyntheticInputs(Strict):
+    """Real layers that shape a council's synthetic ones (see loaders/synth.py)."""
+
+    density_layer: Identifier = Field(
+        description="Polygon layer of areas of similar population (e.g. LSOAs): smaller is denser."
+    )
+    watercourse_layer: Identifier = Field(description="Rivers (lines) that flood zones follow.")
+    host_site_layers: list[Identifier] = Field(
+        min_length=1, description="Point layers where defibrillators are plausibly hosted."
+    )
+    title_prefixes: list[Annotated[str, StringConstraints(pattern=r"^[A-Z]{2,3}$")]] = Field(
+        ["SYN"], min_length=1, description="HM Land Registry title number prefixes of the area."
+    )
+
+    @property
+    def input_layers(self) -> list[str]:
+        return [self.density_layer, self.watercourse_layer, *self.host_site_layers]
+
+
 class CouncilProfile(Strict):
     id: Identifier
     name: str
@@ -151,3 +170,6 @@ class CouncilProfile(Strict):
     attribution: str
     contact: Contact
     website: str | None = None
+    synthetic: SyntheticInputs | None = Field(
+        None, description="Inputs of the synthetic data generator, when the council uses it."
+    )

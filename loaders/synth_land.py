@@ -5,7 +5,14 @@ import geopandas as gpd
 import numpy as np
 import shapely
 
-from loaders.synth_world import World, days_before, frame, iso_dates, place_names
+from loaders.synth_world import (
+    World,
+    days_before,
+    frame,
+    iso_dates,
+    place_names,
+    sample_points,
+)
 from mapserver.errors import ServiceError
 
 LAND_PARCELS = 130_000
@@ -42,8 +49,8 @@ CROWN_BODIES = (
 # (zone, buffer distance range in m, description): zone 2 is wider everywhere and so
 # includes zone 3, as the Environment Agency publishes them.
 FLOOD_ZONES = (
-    ("3", (40.0, 120.0), "Flood zone 3: high probability, a 1% or greater annual chance of river flooding."),
-    ("2", (150.0, 300.0), "Flood zone 2: medium probability, between a 0.1% and 1% annual chance of river flooding."),
+    ("3", (40.0, 120.0), "High probability: a 1% or greater annual chance of river flooding."),
+    ("2", (150.0, 300.0), "Medium probability: a 0.1% to 1% annual chance of river flooding."),
 )
 RIVER_PIECE_M = 50.0
 
@@ -200,9 +207,7 @@ def flood_zones(world: World) -> gpd.GeoDataFrame:
         parts.append(polygons)
         zones += [zone] * len(polygons)
         descriptions += [description] * len(polygons)
-    return frame(
-        {"zone": zones, "description": descriptions}, np.concatenate(parts), world.crs
-    )
+    return frame({"zone": zones, "description": descriptions}, np.concatenate(parts), world.crs)
 
 
 def _river_pieces(lines: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -251,7 +256,9 @@ def make_conservation_areas(world: World) -> gpd.GeoDataFrame:
         place + str(rng.choice(CONSERVATION_SUFFIXES)) for place in place_names(rng, len(centres))
     ]
     span = int((LAST_DESIGNATION - FIRST_DESIGNATION).astype(int))
-    designated = FIRST_DESIGNATION + rng.integers(0, span + 1, len(centres)).astype("timedelta64[D]")
+    designated = FIRST_DESIGNATION + rng.integers(0, span + 1, len(centres)).astype(
+        "timedelta64[D]"
+    )
     return frame(
         {
             "name": np.array(names, dtype=object)[keep],
@@ -291,7 +298,7 @@ def tree_preservation_orders(world: World) -> gpd.GeoDataFrame:
     areas = conservation_areas(world).geometry.to_numpy()
     shapely.prepare(areas)
     share = shapely.area(areas) / shapely.area(areas).sum()
-    centres_in, _ = _sample_in(areas, rng.multinomial(in_areas, share), rng)
+    centres_in, _ = sample_points(areas, rng.multinomial(in_areas, share), rng)
     centres_out, _ = world.points(orders - len(centres_in), rng)
     centres = np.concatenate([centres_in, centres_out])[rng.permutation(orders)]
     order = np.repeat(np.arange(orders), sizes)
@@ -310,11 +317,3 @@ def tree_preservation_orders(world: World) -> gpd.GeoDataFrame:
         shapely.points(trees.round(2)),
         world.crs,
     )
-
-
-def _sample_in(
-    polygons: np.ndarray, counts: np.ndarray, rng: np.random.Generator
-) -> tuple[np.ndarray, np.ndarray]:
-    from loaders.synth_world import sample_points
-
-    return sample_points(polygons, counts, rng)

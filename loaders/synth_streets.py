@@ -140,7 +140,7 @@ APPLICATIONS = (
         400,
         6,
         (
-            "Fell {n} trees protected by a tree preservation order",
+            "Fell {few} trees protected by a tree preservation order",
             "Crown reduction of an oak protected by a tree preservation order",
         ),
     ),
@@ -269,7 +269,9 @@ def streetlights(world: World) -> gpd.GeoDataFrame:
         year[mine] = rng.integers(first, last + 1, mine.sum())
     where = np.array([row[0] for row in LOCATIONS], dtype=object)[_choice(rng, LOCATIONS, n)]
     numbers = _house_numbers((step + 0.5) * LIGHT_SPACING_M, side)
-    description = [f"{w} {h} {s}" for w, h, s in zip(where, numbers, streets.name[street])]
+    description = [
+        f"{w} {h} {s}" for w, h, s in zip(where, numbers, streets.name[street], strict=True)
+    ]
     xy = xy.round(2)
     return frame(
         {
@@ -292,7 +294,7 @@ def gullies(world: World) -> gpd.GeoDataFrame:
     xy, street, _, _ = streets.stops(GULLY_SPACING_M, 3.5, world, world.count(GULLIES))
     n = len(xy)
     cleansed = days_before(rng, n, 730)
-    cleansed[rng.random(n) < 0.03] = np.datetime64("NaT")  # never recorded
+    cleansed[rng.random(n) < 0.03] = np.datetime64("NaT", "D")  # never recorded
     xy = xy.round(2)
     return frame(
         {
@@ -339,7 +341,7 @@ def planning_applications(world: World) -> gpd.GeoDataFrame:
     pending = decided > AS_OF
     status = np.array([row[0] for row in DECISIONS], dtype=object)[_choice(rng, DECISIONS, n)]
     status[pending] = "Pending"
-    decided[pending] = np.datetime64("NaT")
+    decided[pending] = np.datetime64("NaT", "D")
 
     order = np.argsort(received, kind="stable")
     number = FIRST_REFERENCE + np.cumsum(rng.integers(1, 4, n))  # gaps: invalid submissions
@@ -347,10 +349,11 @@ def planning_applications(world: World) -> gpd.GeoDataFrame:
     land = np.isin(kind, [1, 2]) & (rng.random(n) < 0.3)
     addresses = [
         f"{'Land adjacent to ' if on_land else ''}{h} {s}"
-        for on_land, h, s in zip(land, houses, streets.name[street])
+        for on_land, h, s in zip(land, houses, streets.name[street], strict=True)
     ]
     proposals = [
-        str(rng.choice(APPLICATIONS[k][4])).format(n=int(rng.integers(2, 40))) for k in kind
+        str(rng.choice(APPLICATIONS[k][4])).format(n=rng.integers(2, 40), few=rng.integers(2, 6))
+        for k in kind
     ]
     columns = {
         "reference": np.array([f"DC/{v:06d}" for v in number], dtype=object),
@@ -423,7 +426,7 @@ def defibrillators(world: World) -> gpd.GeoDataFrame:
         hours,
         np.where(cabinet == "Locked cabinet", "24/7 (code from 999)", "24/7"),
     ).astype(object)
-    names = [*chosen["name"], *(f"{p} {k}" for p, k in zip(places, kinds))]
+    names = [*chosen["name"], *(f"{p} {k}" for p, k in zip(places, kinds, strict=True))]
     own = rng.random(total) < 0.4  # the site itself looks after it
     groups = [rng.choice(GUARDIANS).format(place) for place in place_names(rng, total)]
     return frame(
@@ -432,11 +435,14 @@ def defibrillators(world: World) -> gpd.GeoDataFrame:
             "site_type": [*chosen["site_type"], *kinds],
             "address": [
                 *chosen["address"],
-                *(f"{h} {s}" for h, s in zip(numbers, streets.name[street])),
+                *(f"{h} {s}" for h, s in zip(numbers, streets.name[street], strict=True)),
             ],
             "access": access,
             "cabinet_type": cabinet,
-            "guardian": [name if mine else group for name, mine, group in zip(names, own, groups)],
+            "guardian": [
+                name if mine else group
+                for name, mine, group in zip(names, own, groups, strict=True)
+            ],
             "install_date": iso_dates(days_before(rng, total, 14 * 365)),
         },
         shapely.points(np.concatenate([host_xy, other_xy])),

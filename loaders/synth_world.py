@@ -5,16 +5,18 @@ import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
+from pathlib import Path
 from typing import Any
 
 import geopandas as gpd
 import numpy as np
 import pandas as pd
+import pyogrio
 import shapely
+from pyogrio.errors import DataLayerError, DataSourceError
 
 from layers.catalogue import Catalogue
 from layers.model import SyntheticInputs
-from loaders.read import read_source
 from loaders.samples import source_path
 from mapserver.errors import ServiceError
 
@@ -131,10 +133,18 @@ class World:
         return inputs
 
     def read(self, layer_id: str) -> gpd.GeoDataFrame:
-        layer = self.catalogue.layer(layer_id)
-        if layer.source is None or layer.source.path is None:
+        """A real input layer from its source file, in the council's CRS."""
+        source = self.catalogue.layer(layer_id).source
+        path = source_path(source.path) if source and source.path else None
+        if not isinstance(path, Path) or not path.is_file():
             raise ServiceError(f"Layer {layer_id} has no source file to build synthetic data on.")
-        return read_source(source_path(layer.source.path), layer.source).to_crs(self.crs)
+        try:
+            features = pyogrio.read_dataframe(path, layer=source.layer, encoding=source.encoding)
+        except (DataSourceError, DataLayerError) as exc:
+            raise ServiceError(f"Cannot read {path.name}: {exc}") from None
+        if features.crs is None:
+            features = features.set_crs(source.crs or "EPSG:4326")
+        return features.to_crs(self.crs)
 
     @cached_property
     def boundary(self) -> shapely.Geometry:
@@ -202,7 +212,7 @@ class World:
         def column(name: str, default: str) -> list[str]:
             if name not in columns:
                 return [default] * len(sites)
-            return [str(v) if v is not None and v == v else default for v in sites[columns[name]]]
+            return [str(v) if pd.notna(v) else default for v in sites[columns[name]]]
 
         return gpd.GeoDataFrame(
             {

@@ -6,6 +6,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
+from layers.pygeoapi_config import render_config
 from mapserver import health, pages
 from mapserver.errors import ServiceError
 from mapserver.ogc import mount_pygeoapi
@@ -33,6 +34,15 @@ def create_app(runtime: Runtime) -> FastAPI:
         yield
         runtime.engine.dispose()
 
+    config = runtime.settings.pygeoapi_config
+    if not config.is_file() or config.read_text(encoding="utf-8") != render_config(
+        runtime.catalogue
+    ):
+        raise ServiceError(
+            f"{config} does not match the layer catalogue in {runtime.catalogue.directory}.",
+            hint="Regenerate it: mapserver config build (for a council other than the default, "
+            "set MAPSERVER_PYGEOAPI_CONFIG to a file of its own first).",
+        )
     council = runtime.catalogue.council
     app = FastAPI(
         title=f"{council.short_name} maps",

@@ -52,3 +52,12 @@ def test_boundary_layer_must_exist(catalogue_dir):
     (catalogue_dir / "boundary.yml").unlink()
     with pytest.raises(ServiceError, match="boundary_layer"):
         load_catalogue(catalogue_dir)
+
+
+def test_synthetic_inputs_must_exist(catalogue_dir):
+    path = catalogue_dir / "council.yml"
+    path.write_text(
+        path.read_text().replace("watercourse_layer: watercourses", "watercourse_layer: rivers")
+    )
+    with pytest.raises(ServiceError, match="synthetic inputs rivers"):
+        load_catalogue(catalogue_dir)

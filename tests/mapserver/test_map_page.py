@@ -55,7 +55,8 @@ def test_map_draws_boundary_and_layer_switcher(page, runtime, scalar, artifacts)
     boxes = page.locator("#layer-switcher input[type=checkbox]")
     assert boxes.count() == len(switchable)
     for layer in switchable:
-        assert page.get_by_label(layer.title, exact=True).is_checked() == layer.visible
+        name = f"{layer.title} Synthetic" if layer.synthetic else layer.title
+        assert page.get_by_label(name, exact=True).is_checked() == layer.visible
 
     # Switching a layer on draws every feature in view (the whole borough is in view).
     page.get_by_label("Polling stations", exact=True).check()

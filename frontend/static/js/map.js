@@ -217,7 +217,7 @@ function buildSwitcher() {
         const tag = document.createElement("strong");
         tag.className = "govuk-tag govuk-tag--grey app-tag";
         tag.textContent = "Synthetic";
-        label.append(tag);
+        label.append(" ", tag); // the space keeps "Synthetic" a separate word when read out
       }
       input.addEventListener("change", () => toggle(layer, input.checked));
       item.append(input, label);
