@@ -7,7 +7,8 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from layers.pygeoapi_config import render_config
-from mapserver import health, pages
+from mapserver import features, health, pages, tiles
+from mapserver.access import Authentication, KeyStore
 from mapserver.errors import ServiceError
 from mapserver.ogc import mount_pygeoapi
 from mapserver.ogc_metadata import CollectionProvenance
@@ -57,9 +58,18 @@ def create_app(runtime: Runtime) -> FastAPI:
     app.state.catalogue = runtime.catalogue
     app.include_router(pages.router)
     app.include_router(health.router)
+    # Before the pygeoapi mount, which would otherwise take every /ogc/… path.
+    app.include_router(features.router)
+    app.include_router(tiles.router)
     app.mount("/static", StaticFiles(directory=pages.FRONTEND_DIR / "static"), name="static")
     for prefix, directory in VENDOR.items():
         app.mount(prefix, StaticFiles(directory=directory), name=prefix.strip("/"))
     mount_pygeoapi(app, runtime.settings)
-    app.add_middleware(CollectionProvenance, engine=runtime.engine, catalogue=runtime.catalogue)
+    app.add_middleware(
+        CollectionProvenance,
+        engine=runtime.engine,
+        catalogue=runtime.catalogue,
+        settings=runtime.settings,
+    )
+    app.add_middleware(Authentication, keys=KeyStore(runtime.engine))  # outermost: runs first
     return app

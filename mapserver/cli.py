@@ -26,6 +26,7 @@ from loaders import sql
 from loaders.pipeline import LoadResult, default_run_by, load_layer, rollback_layer
 from loaders.refresh import refresh as refresh_layers
 from loaders.samples import load_missing_samples, source_path
+from mapserver import access
 from mapserver import runtime as runtime_
 from mapserver.cluster import PrivateCluster
 from mapserver.database import private_cluster
@@ -40,8 +41,10 @@ app = typer.Typer(
 )
 config_app = typer.Typer(no_args_is_help=True, help="The generated pygeoapi configuration.")
 db_app = typer.Typer(no_args_is_help=True, help="The private PostgreSQL cluster.")
+keys_app = typer.Typer(no_args_is_help=True, help="API keys for machines (stored hashed).")
 app.add_typer(config_app, name="config")
 app.add_typer(db_app, name="db")
+app.add_typer(keys_app, name="keys")
 
 
 def _say(message: str) -> None:
@@ -334,6 +337,50 @@ def db_url() -> None:
     """Print the private cluster's database URL (it holds the generated password)."""
     settings = get_settings()
     typer.echo(_cluster(settings).url(settings.pg_database))
+
+
+@keys_app.command("create")
+def keys_create(
+    role: Annotated[str, typer.Option(help="emergency, staff or admin.")],
+    name: Annotated[str, typer.Option(help='Who holds it, e.g. "GMFRS".')],
+) -> None:
+    """Create a key and print it once: only its hash is stored."""
+    if role not in access.ROLES:
+        raise typer.BadParameter(f"choose one of {', '.join(access.ROLES)}", param_hint="--role")
+    runtime = runtime_.start(get_settings())
+    try:
+        key_id, key = access.create_key(runtime.engine, name, role)
+    finally:
+        runtime.close()
+    _say(f"Key {key_id} for {name} ({role}). Store it now; it cannot be shown again:")
+    typer.echo(key)
+
+
+@keys_app.command("list")
+def keys_list() -> None:
+    """List keys (prefix only, never the key)."""
+    runtime = runtime_.start(get_settings())
+    try:
+        for row in access.list_keys(runtime.engine):
+            used = f"{row.last_used_at:%Y-%m-%d %H:%M}" if row.last_used_at else "never"
+            state = f"revoked {row.revoked_at:%Y-%m-%d}" if row.revoked_at else "active"
+            typer.echo(
+                f"{row.id:<5} {row.prefix:<9} {row.role:<10} {state:<19} used {used:<17} {row.name}"
+            )
+    finally:
+        runtime.close()
+
+
+@keys_app.command("revoke")
+def keys_revoke(key_id: Annotated[int, typer.Argument(metavar="ID")]) -> None:
+    """Revoke a key (it stops working within seconds)."""
+    runtime = runtime_.start(get_settings())
+    try:
+        if not access.revoke_key(runtime.engine, key_id):
+            raise ServiceError(f"No active key {key_id}.")
+    finally:
+        runtime.close()
+    _say(f"Key {key_id} revoked.")
 
 
 def main() -> None:

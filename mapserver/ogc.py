@@ -73,5 +73,6 @@ def mount_pygeoapi(app: FastAPI, settings: Settings) -> None:
     from mapserver import ogc_provider
 
     ogc_provider.install()
+    app.state.pygeoapi = starlette_app.APP
     app.mount(MOUNT, starlette_app.APP)
     app.add_middleware(LandingWithoutSlash)

@@ -1,10 +1,11 @@
-"""Adds each layer's provenance to pygeoapi's collection metadata.
+"""Completes pygeoapi's collection documents.
 
-pygeoapi's collection documents come from its static configuration; when a layer was last
-loaded, and which version is live, live in ``app.layer_versions``. This middleware adds
-them to the JSON of ``/ogc/collections`` and ``/ogc/collections/{id}`` as ``updated``
-(RFC 3339), ``version`` and, for synthetic layers, ``synthetic: true``. Server paths of
-sources are not published.
+pygeoapi's collection documents come from its static configuration, which holds public
+layers only. This middleware adds to the JSON of ``/ogc/collections`` and
+``/ogc/collections/{id}``: each layer's provenance from ``app.layer_versions`` (``updated``
+in RFC 3339, ``version``, and ``synthetic: true`` for generated data; server paths of
+sources are not published), and, for a principal with a role, the staff or emergency
+collections that role may read.
 """
 
 import json
@@ -15,19 +16,26 @@ from sqlalchemy import text
 from sqlalchemy.engine import Engine
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import MutableHeaders
+from starlette.requests import HTTPConnection
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from layers.catalogue import Catalogue
+from mapserver.access import principal
+from mapserver.features import collection_document
+from mapserver.settings import Settings
 
 COLLECTIONS = re.compile(r"^/ogc/collections(?:/(?P<id>[^/]+))?/?$")
 LIVE = "SELECT layer, version, finished_at FROM app.layer_versions WHERE status = 'live'"
 
 
 class CollectionProvenance:
-    def __init__(self, app: ASGIApp, engine: Engine, catalogue: Catalogue) -> None:
+    def __init__(
+        self, app: ASGIApp, engine: Engine, catalogue: Catalogue, settings: Settings
+    ) -> None:
         self.app = app
         self.engine = engine
         self.catalogue = catalogue
+        self.settings = settings
 
     def _live(self) -> dict[str, Any]:
         with self.engine.connect() as conn:
@@ -41,6 +49,16 @@ class CollectionProvenance:
             collection["version"] = row.version
         if layer is not None and layer.synthetic:
             collection["synthetic"] = True
+
+    def _restricted(self, scope: Scope) -> list[dict[str, Any]]:
+        """The non-public collections the principal may read (pygeoapi lists the rest)."""
+        who = principal(HTTPConnection(scope))
+        bbox = list(self.catalogue.council.bbox)
+        return [
+            collection_document(layer, self.settings.base_url, bbox)
+            for layer in self.catalogue.layers.values()
+            if layer.access != "public" and who.can_read(layer)
+        ]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] != "GET":
@@ -69,7 +87,9 @@ class CollectionProvenance:
             if match.group("id"):
                 self._annotate(document, live)
             else:
-                for collection in document.get("collections", []):
+                collections = document.setdefault("collections", [])
+                collections += self._restricted(scope)
+                for collection in collections:
                     self._annotate(collection, live)
             content = json.dumps(document).encode()
             headers["content-length"] = str(len(content))
