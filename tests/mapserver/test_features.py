@@ -26,7 +26,8 @@ def count(client, collection, **params) -> int:
          "length_m > 2000 AND form = 'inland river'"),
         ("libraries", "postcode IS NULL", "postcode IS NULL"),
         ("greenspace_access_points",
-         "S_INTERSECTS(geom, POLYGON((-2.2 53.38, -2.1 53.38, -2.1 53.42, -2.2 53.42, -2.2 53.38)))",
+         "S_INTERSECTS(geom, POLYGON((-2.2 53.38, -2.1 53.38, -2.1 53.42, -2.2 53.42, "
+         "-2.2 53.38)))",
          "ST_Intersects(geom, ST_Transform(ST_GeomFromText("
          "'POLYGON((-2.2 53.38, -2.1 53.38, -2.1 53.42, -2.2 53.42, -2.2 53.38))', 4326), 27700))"),
         ("polling_stations", "S_WITHIN(geom, BBOX(-2.2, 53.38, -2.1, 53.42))",
