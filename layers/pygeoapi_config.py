@@ -13,6 +13,8 @@ from layers.catalogue import Catalogue
 from layers.model import Layer
 from layers.tables import LAYER_SCHEMA
 
+# OGC API processes and their pygeoapi processor classes (see analysis/processes.py).
+PROCESSORS = {"features-near-location": "analysis.processes.FeaturesNearLocation"}
 CRS84 = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
 EPSG = "http://www.opengis.net/def/crs/EPSG/0/{}"
 HEADER = (
@@ -95,6 +97,14 @@ def build_config(catalogue: Catalogue) -> dict[str, Any]:
             "limits": {"default_items": 100, "max_items": 10000, "on_exceed": "throttle"},
             "map": {"url": "", "attribution": council.attribution},
             "admin": False,
+            # Jobs of OGC API Processes, asynchronous ones too, are kept in PostgreSQL
+            # (app.jobs); their results are files (pygeoapi 0.24 cannot read results back
+            # from the table).
+            "manager": {
+                "name": "PostgreSQL",
+                "connection": {**CONNECTION, "search_path": ["app", "public"]},
+                "output_dir": "${MAPSERVER_JOBS_DIR}",
+            },
         },
         "logging": {"level": "ERROR"},
         "metadata": {
@@ -116,8 +126,14 @@ def build_config(catalogue: Catalogue) -> dict[str, Any]:
                 "role": "pointOfContact",
             },
         },
-        # Only public layers are published here; restricted ones need access control first.
-        "resources": {layer.id: _collection(layer, catalogue) for layer in catalogue.public_layers},
+        # Public layers only: staff and emergency collections are served by mapserver.features.
+        "resources": {
+            **{layer.id: _collection(layer, catalogue) for layer in catalogue.public_layers},
+            **{
+                process_id: {"type": "process", "processor": {"name": processor}}
+                for process_id, processor in PROCESSORS.items()
+            },
+        },
     }
 
 

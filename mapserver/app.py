@@ -6,8 +6,9 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
+from analysis import processes
 from layers.pygeoapi_config import render_config
-from mapserver import features, health, pages, tiles
+from mapserver import features, health, ogc_processes, pages, tiles
 from mapserver.access import Authentication, KeyStore
 from mapserver.errors import ServiceError
 from mapserver.ogc import mount_pygeoapi
@@ -60,10 +61,12 @@ def create_app(runtime: Runtime) -> FastAPI:
     app.include_router(health.router)
     # Before the pygeoapi mount, which would otherwise take every /ogc/… path.
     app.include_router(features.router)
+    app.include_router(ogc_processes.router)
     app.include_router(tiles.router)
     app.mount("/static", StaticFiles(directory=pages.FRONTEND_DIR / "static"), name="static")
     for prefix, directory in VENDOR.items():
         app.mount(prefix, StaticFiles(directory=directory), name=prefix.strip("/"))
+    processes.bind(runtime.engine, runtime.catalogue)
     mount_pygeoapi(app, runtime.settings)
     app.add_middleware(
         CollectionProvenance,

@@ -34,6 +34,7 @@ def pygeoapi_environment(settings: Settings) -> dict[str, str]:
         "MAPSERVER_DB_MAX_OVERFLOW": str(settings.max_overflow),
         "MAPSERVER_DB_POOL_RECYCLE": str(settings.pool_recycle),
         "MAPSERVER_OGC_URL": settings.base_url + MOUNT,
+        "MAPSERVER_JOBS_DIR": str(settings.state_dir / "jobs"),
     }
 
 
@@ -63,6 +64,7 @@ def mount_pygeoapi(app: FastAPI, settings: Settings) -> None:
     if loaded is not None and os.environ.get("PYGEOAPI_CONFIG") != str(config):
         raise RuntimeError("pygeoapi is already loaded with another configuration")
     os.environ.update(pygeoapi_environment(settings))
+    (settings.state_dir / "jobs").mkdir(parents=True, exist_ok=True)
     os.environ["PYGEOAPI_CONFIG"] = str(config)
     openapi = settings.state_dir / "pygeoapi-openapi.yml"
     os.environ["PYGEOAPI_OPENAPI"] = str(openapi)

@@ -1,0 +1,71 @@
+"""The gate in front of pygeoapi's OGC API – Processes.
+
+Execution requests get the caller's role as the ``access_role`` input (whatever the
+client sent there is replaced), so processes answer within the caller's access rights;
+the list of all jobs is for staff (a job's own URL stays a capability link for whoever
+started it).
+"""
+
+import json
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from analysis.processes import ROLE_INPUT
+from mapserver.access import principal
+from mapserver.features import MOUNT, ogc_error
+from mapserver.features_query import OGCError, bad
+
+MAX_BODY = 1 << 20
+router = APIRouter(include_in_schema=False)
+
+
+class ToPygeoapiWithBody(Response):
+    """Hands the request, with a replaced body, to pygeoapi as its mount would."""
+
+    def __init__(self, app: ASGIApp, body: bytes) -> None:
+        self.app = app
+        self.body = body
+        self.background = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        headers = [(k, v) for k, v in scope["headers"] if k != b"content-length"]
+        headers.append((b"content-length", str(len(self.body)).encode()))
+        mounted = {**scope, "root_path": scope.get("root_path", "") + MOUNT, "headers": headers}
+        sent = False
+
+        async def replay() -> Message:
+            nonlocal sent
+            if sent:
+                return await receive()
+            sent = True
+            return {"type": "http.request", "body": self.body, "more_body": False}
+
+        await self.app(mounted, replay, send)
+
+
+@router.post(MOUNT + "/processes/{process_id}/execution")
+async def execute(request: Request, process_id: str) -> Response:
+    body = await request.body()
+    try:
+        if len(body) > MAX_BODY:
+            raise OGCError(413, "PayloadTooLarge", "The execution request is too large.")
+        try:
+            document = json.loads(body or b"{}")
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            raise bad("the execution request is not valid JSON") from None
+        if not isinstance(document, dict) or not isinstance(document.get("inputs", {}), dict):
+            raise bad("the execution request must be a JSON object with an inputs object")
+    except OGCError as error:
+        return ogc_error(error)
+    inputs = document.setdefault("inputs", {})
+    inputs[ROLE_INPUT] = principal(request).role or "public"
+    return ToPygeoapiWithBody(request.app.state.pygeoapi, json.dumps(document).encode())
+
+
+@router.get(MOUNT + "/jobs")
+async def jobs(request: Request) -> Response:
+    if not principal(request).has("staff"):
+        return ogc_error(OGCError(403, "Forbidden", "The list of jobs is for staff."))
+    return ToPygeoapiWithBody(request.app.state.pygeoapi, b"")
