@@ -107,3 +107,17 @@ def test_keys_are_stored_hashed(engine, keys, scalar):
         )
         == 0
     )
+
+
+def test_layer_provenance_is_for_staff(client, keys, scalar):
+    assert client.get("/layers/libraries").status_code == 404
+    assert (
+        client.get("/layers/libraries", headers={"X-API-Key": keys["emergency"]}).status_code == 404
+    )
+    body = client.get("/layers/libraries", headers={"X-API-Key": keys["staff"]}).json()
+    assert body["layer"]["id"] == "libraries"
+    live = [v for v in body["versions"] if v["status"] == "live"]
+    assert len(live) == 1 and live[0]["rows_loaded"] == scalar(
+        "SELECT count(*) FROM layers.libraries"
+    )
+    assert live[0]["source_uri"].endswith("stockport_libraries.geojson")
