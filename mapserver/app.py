@@ -13,6 +13,7 @@ from mapserver.access import Authentication, KeyStore
 from mapserver.errors import ServiceError
 from mapserver.ogc import mount_pygeoapi
 from mapserver.ogc_metadata import CollectionProvenance
+from mapserver.ratelimit import RateLimit
 from mapserver.runtime import Runtime
 
 NODE_MODULES = pages.FRONTEND_DIR / "node_modules"
@@ -75,5 +76,7 @@ def create_app(runtime: Runtime) -> FastAPI:
         catalogue=runtime.catalogue,
         settings=runtime.settings,
     )
+    settings = runtime.settings
+    app.add_middleware(RateLimit, per_ip=settings.rate_limit_ip, per_key=settings.rate_limit_key)
     app.add_middleware(Authentication, keys=KeyStore(runtime.engine))  # outermost: runs first
     return app

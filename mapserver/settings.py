@@ -41,6 +41,8 @@ class Settings(BaseSettings):
         True, description="Load the catalogue's sample layers into an empty database at start."
     )
 
+    rate_limit_ip: int = Field(1200, ge=1, description="Requests a minute from one address.")
+    rate_limit_key: int = Field(6000, ge=1, description="Requests a minute with one API key.")
     download_max_mb: int = Field(2048, ge=1, description="Largest source a load downloads.")
     download_timeout_s: float = Field(60, gt=0, description="Time limit of a source download.")
 

@@ -70,6 +70,7 @@ def settings(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Set
         database_url=database_url,
         port=free_port(),
         state_dir=tmp_path_factory.mktemp("state"),
+        rate_limit_ip=1_000_000,  # the suite itself is one very busy client
     )
 
 
