@@ -118,8 +118,9 @@ def test_catalogue_validates_and_config_publishes_its_public_layers(catalogue):
     assert "layers/trafford/" in rendered and "tockport" not in rendered
     config = yaml.safe_load(rendered)
     public = {layer.id: layer for layer in catalogue.public_layers}
-    assert set(config["resources"]) == set(public) == set(FEATURES)
-    for layer_id, resource in config["resources"].items():
+    collections = {k: v for k, v in config["resources"].items() if v["type"] == "collection"}
+    assert set(collections) == set(public) == set(FEATURES)
+    for layer_id, resource in collections.items():
         (provider,) = resource["providers"]
         assert provider["table"] == public[layer_id].table_name
         assert provider["properties"] == [f.name for f in public[layer_id].public_fields]
