@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import HTTPConnection
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -28,6 +29,7 @@ READS = {
 }
 RESTRICTED_FIELDS_FOR = {"staff", "admin"}
 KEY_PREFIX = "msk"
+SESSION_COOKIE = "msid"
 CACHE_SECONDS = 10.0  # a revoked key stops working within this
 
 
@@ -36,6 +38,7 @@ class Principal:
     role: str | None = None
     name: str = "anonymous"
     key_id: int | None = None
+    user_id: int | None = None  # a person with a staff session
 
     def can_read(self, layer: Layer) -> bool:
         return layer.access in READS[self.role]
@@ -126,13 +129,18 @@ class Authentication:
             return
         key = presented_key(scope)
         if key:
-            from starlette.concurrency import run_in_threadpool
-
             try:
                 scope["principal"] = await run_in_threadpool(self.keys.lookup, key)
             except InvalidKey:
                 await _unauthorised(send)
                 return
+        elif token := HTTPConnection(scope).cookies.get(SESSION_COOKIE):
+            from mapserver.sessions import session_principal
+
+            # An expired or unknown session is simply anonymous: the pages ask to log in.
+            found = await run_in_threadpool(session_principal, self.keys.engine, token)
+            if found:
+                scope["principal"], scope["csrf_token"] = found
         await self.app(scope, receive, send)
 
 

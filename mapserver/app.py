@@ -8,7 +8,7 @@ from fastapi.staticfiles import StaticFiles
 
 from analysis import processes
 from layers.pygeoapi_config import render_config
-from mapserver import features, health, layer_info, ogc_processes, pages, tiles
+from mapserver import features, health, layer_info, login, ogc_processes, pages, tiles
 from mapserver.access import Authentication, KeyStore
 from mapserver.errors import ServiceError
 from mapserver.ogc import mount_pygeoapi
@@ -21,6 +21,7 @@ NODE_MODULES = pages.FRONTEND_DIR / "node_modules"
 VENDOR = {
     "/vendor/leaflet": NODE_MODULES / "leaflet" / "dist",
     "/vendor/govuk": NODE_MODULES / "govuk-frontend" / "dist" / "govuk",
+    "/vendor/leaflet.vectorgrid": NODE_MODULES / "leaflet.vectorgrid" / "dist",
 }
 
 
@@ -61,6 +62,7 @@ def create_app(runtime: Runtime) -> FastAPI:
     app.include_router(pages.router)
     app.include_router(health.router)
     app.include_router(layer_info.router)
+    app.include_router(login.router)
     # Before the pygeoapi mount, which would otherwise take every /ogc/… path.
     app.include_router(features.router)
     app.include_router(ogc_processes.router)

@@ -42,9 +42,11 @@ app = typer.Typer(
 config_app = typer.Typer(no_args_is_help=True, help="The generated pygeoapi configuration.")
 db_app = typer.Typer(no_args_is_help=True, help="The private PostgreSQL cluster.")
 keys_app = typer.Typer(no_args_is_help=True, help="API keys for machines (stored hashed).")
+users_app = typer.Typer(no_args_is_help=True, help="Staff accounts for people.")
 app.add_typer(config_app, name="config")
 app.add_typer(db_app, name="db")
 app.add_typer(keys_app, name="keys")
+app.add_typer(users_app, name="users")
 
 
 def _say(message: str) -> None:
@@ -381,6 +383,32 @@ def keys_revoke(key_id: Annotated[int, typer.Argument(metavar="ID")]) -> None:
     finally:
         runtime.close()
     _say(f"Key {key_id} revoked.")
+
+
+@users_app.command("create")
+def users_create(
+    email: Annotated[str, typer.Option(help="Their work email address (the login).")],
+    name: Annotated[str, typer.Option(help="Their name.")],
+    role: Annotated[str, typer.Option(help="staff, emergency or admin.")] = "staff",
+    password_stdin: Annotated[
+        bool, typer.Option("--password-stdin", help="Read the password from standard input.")
+    ] = False,
+) -> None:
+    """Create a staff account (the password is stored as a scrypt hash)."""
+    from mapserver.sessions import create_user
+
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+    else:
+        password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
+    runtime = runtime_.start(get_settings())
+    try:
+        user_id = create_user(runtime.engine, email, name, role, password)
+    except ValueError as exc:
+        raise ServiceError(str(exc)) from None
+    finally:
+        runtime.close()
+    _say(f"User {user_id} ({email}, {role}) created.")
 
 
 def main() -> None:

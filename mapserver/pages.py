@@ -9,6 +9,7 @@ from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 
 from layers.catalogue import Catalogue
+from mapserver.access import principal
 from mapserver.ogc import MOUNT
 
 FRONTEND_DIR = Path(__file__).resolve().parent.parent / "frontend"
@@ -36,6 +37,8 @@ def map_config(catalogue: Catalogue) -> dict[str, Any]:
                 "geometry": layer.geometry,
                 "visible": layer.visible,
                 "synthetic": layer.synthetic,
+                "large": layer.large,  # drawn from the vector tiles
+                "tiles": f"{MOUNT}/collections/{layer.id}/tiles/WebMercatorQuad/{{z}}/{{y}}/{{x}}",
                 "attribution": layer.attribution,
                 "style": layer.style.model_dump(),
                 "fields": [{"name": f.name, "label": f.label} for f in layer.public_fields],
@@ -49,7 +52,15 @@ def map_config(catalogue: Catalogue) -> dict[str, Any]:
 def map_page(request: Request) -> HTMLResponse:
     catalogue: Catalogue = request.app.state.catalogue
     return templates.TemplateResponse(
-        request,
-        "map.html",
-        {"council": catalogue.council, "config": map_config(catalogue)},
+        request, "map.html", {**page_context(request), "config": map_config(catalogue)}
     )
+
+
+def page_context(request: Request) -> dict[str, Any]:
+    """What every page's header needs: the council, and who is signed in."""
+    who = principal(request)
+    return {
+        "council": request.app.state.catalogue.council,
+        "user": who if who.user_id is not None else None,
+        "csrf_token": request.scope.get("csrf_token"),
+    }

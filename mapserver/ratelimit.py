@@ -42,6 +42,8 @@ class RateLimit:
         caller = principal(HTTPConnection(scope))
         if caller.key_id is not None:
             who, limit = f"key:{caller.key_id}", self.limits["key"]
+        elif caller.user_id is not None:
+            who, limit = f"user:{caller.user_id}", self.limits["key"]
         else:
             client = scope.get("client") or ("unknown", 0)
             who, limit = f"ip:{client[0]}", self.limits["ip"]
