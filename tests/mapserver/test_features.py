@@ -150,9 +150,7 @@ def test_bad_parameters_are_400(client, params, message):
     assert message in body["description"]
 
 
-@pytest.mark.parametrize(
-    "value", ["yesterday", "2024-13-01", "2024-02-01/2024-01-01", "../..x"]
-)
+@pytest.mark.parametrize("value", ["yesterday", "2024-13-01", "2024-02-01/2024-01-01", "../..x"])
 def test_bad_datetime_is_400(client, value):
     response = client.get(
         "/ogc/collections/planning_applications/items", params={"datetime": value}
