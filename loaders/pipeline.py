@@ -76,14 +76,15 @@ class _CopyStream(io.RawIOBase):
 
     def __init__(self, chunks: Iterator[bytes]) -> None:
         self._chunks = chunks
-        self._buffer = b""
+        self._chunk = memoryview(b"")
+        self._at = 0
         self.error: BaseException | None = None  # psycopg2 hides it behind QueryCanceled
 
     def readable(self) -> bool:
         return True
 
     def readinto(self, target: bytearray) -> int:  # type: ignore[override]
-        while not self._buffer:
+        while self._at >= len(self._chunk):
             try:
                 chunk = next(self._chunks, None)
             except BaseException as exc:
@@ -91,10 +92,10 @@ class _CopyStream(io.RawIOBase):
                 raise
             if chunk is None:
                 return 0
-            self._buffer = chunk
-        size = min(len(target), len(self._buffer))
-        target[:size] = self._buffer[:size]
-        self._buffer = self._buffer[size:]
+            self._chunk, self._at = memoryview(chunk), 0
+        size = min(len(target), len(self._chunk) - self._at)
+        target[:size] = self._chunk[self._at : self._at + size]
+        self._at += size
         return size
 
 

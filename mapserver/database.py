@@ -6,8 +6,6 @@ so connections are pooled and kept (recycled every ``pool_recycle`` seconds).
 
 from pathlib import Path
 
-from alembic import command
-from alembic.config import Config
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError
@@ -68,6 +66,9 @@ def check_connection(engine: Engine) -> None:
 
 def migrate(engine: Engine) -> None:
     """Bring the app schema to the newest migration (extensions, schemas, app tables)."""
+    from alembic import command  # a tenth of a second: only when migrating
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
     try:
