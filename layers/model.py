@@ -57,6 +57,16 @@ class Source(Strict):
         return self
 
 
+class Gazetteer(Strict):
+    """How a layer feeds the search box: which field names a place, and what kind it is."""
+
+    field: Identifier
+    kind: str = Field(description="Shown beside each result, e.g. Library, Street, Ward.")
+    group: bool = Field(
+        False, description="One entry per distinct name (streets from their assets)."
+    )
+
+
 class Derived(Strict):
     """A layer computed from another one's features, rebuilt whenever that one loads."""
 
@@ -96,6 +106,7 @@ class Layer(Strict):
         None, description="How often `mapserver refresh` checks the source for changes."
     )
     derived_from: Derived | None = None
+    gazetteer: Gazetteer | None = None
 
     @model_validator(mode="after")
     def _consistent(self) -> "Layer":
@@ -106,6 +117,8 @@ class Layer(Strict):
         for role in ("key", "time_field"):
             if getattr(self, role) not in (None, *names):
                 raise ValueError(f"{role} {getattr(self, role)!r} is not one of the fields")
+        if self.gazetteer and self.gazetteer.field not in names:
+            raise ValueError(f"gazetteer field {self.gazetteer.field!r} is not one of the fields")
         if self.derived_from and self.source:
             raise ValueError("a derived layer has no source of its own")
         return self

@@ -214,6 +214,19 @@ def _swap_in(conn: Connection, layer: Layer, staging: str) -> None:
         conn.execute(text(statement))
     conn.execute(text(sql.RETIRE_PREVIOUS), {"layer": layer.id})
     conn.execute(text(sql.DEMOTE_LIVE), {"layer": layer.id})
+    _rebuild_gazetteer(conn, layer)
+
+
+def _rebuild_gazetteer(conn: Connection, layer: Layer) -> None:
+    """The search box follows the live version, in the same transaction."""
+    if layer.gazetteer is None:
+        return
+    conn.execute(text(sql.CLEAR_GAZETTEER), {"layer": layer.id})
+    entry = layer.gazetteer
+    conn.execute(
+        text(sql.fill_gazetteer(layer.table_name, entry.field, entry.group)),
+        {"layer": layer.id, "kind": entry.kind},
+    )
 
 
 def _drop_retired(engine: Engine, layer: Layer, catalogue: Catalogue | None) -> None:
@@ -371,6 +384,7 @@ def rollback_layer(engine: Engine, layer: Layer, catalogue: Catalogue | None = N
             conn.execute(text(statement))
         conn.execute(text(sql.DEMOTE_LIVE), {"layer": layer.id})
         version = conn.execute(text(sql.MAKE_LIVE), {"id": previous}).scalar_one()
+        _rebuild_gazetteer(conn, layer)
         if catalogue:
             _rebuild_derived(conn, layer, catalogue, default_run_by("mapserver rollback"))
         return version

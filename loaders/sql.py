@@ -150,3 +150,26 @@ def exchange(live: str, previous: str) -> list[str]:
         f'ALTER TABLE {qualified(previous)} RENAME TO "{live}"',
         f'ALTER TABLE {qualified(parked)} RENAME TO "{previous}"',
     ]
+
+
+CLEAR_GAZETTEER = "DELETE FROM app.gazetteer WHERE layer = :layer"
+
+
+def fill_gazetteer(table: str, field: str, group: bool) -> str:
+    """Named places of a layer for the search box, in lon/lat: one per feature, or one per
+    distinct name (a street from its gullies), with the extent to zoom to."""
+    named = f'"{field}" IS NOT NULL AND btrim("{field}"::text) <> \'\''
+    if group:
+        return (
+            "INSERT INTO app.gazetteer (layer, label, kind, geom, bbox)"
+            f' SELECT :layer, "{field}"::text, :kind,'
+            " ST_Transform(ST_PointOnSurface(ST_Collect(geom)), 4326),"
+            " ST_Transform(ST_Envelope(ST_Collect(geom)), 4326)"
+            f' FROM {qualified(table)} WHERE {named} GROUP BY "{field}"'
+        )
+    return (
+        "INSERT INTO app.gazetteer (layer, label, kind, geom, bbox)"
+        f' SELECT :layer, "{field}"::text, :kind, ST_Transform(ST_PointOnSurface(geom), 4326),'
+        " ST_Transform(ST_Envelope(geom), 4326)"
+        f" FROM {qualified(table)} WHERE {named}"
+    )

@@ -8,7 +8,16 @@ from fastapi.staticfiles import StaticFiles
 
 from analysis import processes
 from layers.pygeoapi_config import render_config
-from mapserver import features, health, layer_info, login, ogc_processes, pages, tiles
+from mapserver import (
+    features,
+    health,
+    layer_info,
+    login,
+    ogc_processes,
+    pages,
+    search,
+    tiles,
+)
 from mapserver.access import Authentication, KeyStore
 from mapserver.errors import ServiceError
 from mapserver.ogc import mount_pygeoapi
@@ -63,6 +72,7 @@ def create_app(runtime: Runtime) -> FastAPI:
     app.include_router(health.router)
     app.include_router(layer_info.router)
     app.include_router(login.router)
+    app.include_router(search.router)
     # Before the pygeoapi mount, which would otherwise take every /ogc/… path.
     app.include_router(features.router)
     app.include_router(ogc_processes.router)

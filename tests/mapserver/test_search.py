@@ -1,0 +1,64 @@
+"""The search box's API: gazetteer names, grid references and lat/lon."""
+
+import pytest
+
+from mapserver.search import grid_reference
+
+
+@pytest.mark.parametrize(
+    ("ref", "expected"),
+    [
+        ("SJ 89 90", (389000, 390000)),
+        ("sj8990", (389000, 390000)),
+        ("SJ 8930 9050", (389300, 390500)),
+        ("TQ 30 80", (530000, 180000)),
+        ("NN 166 712", (216600, 771200)),
+        ("SJ", (300000, 300000)),
+        ("SJ 123", None),
+        ("XX 12 34", None),
+    ],
+)
+def test_grid_reference(ref, expected):
+    assert grid_reference(ref) == (tuple(map(float, expected)) if expected else None)
+
+
+def results(client, q: str) -> list[dict]:
+    response = client.get("/api/search", params={"q": q})
+    assert response.status_code == 200
+    return response.json()["results"]
+
+
+def test_names_from_several_layers(client, scalar):
+    found = results(client, "bramhall")
+    kinds = {r["kind"] for r in found}
+    assert {"Library", "Ward"} <= kinds
+    first = found[0]
+    assert first["label"].lower().startswith("bramhall")
+    assert -2.4 < first["lon"] < -1.9 and 53.3 < first["lat"] < 53.5
+
+
+def test_streets_come_from_assets(client, scalar):
+    street = scalar("SELECT street FROM layers.gullies WHERE street IS NOT NULL LIMIT 1")
+    found = [r for r in results(client, street) if r["kind"] == "Street"]
+    assert found and found[0]["label"] == street and found[0]["bbox"] is not None
+
+
+def test_typo_still_finds(client):
+    assert any(r["label"].startswith("Marple") for r in results(client, "Marpel"))
+
+
+@pytest.mark.parametrize(
+    "q", ["SJ 89 90", "389000, 390000", "389000 390000", "53.4067, -2.1669", "-2.1669, 53.4067"]
+)
+def test_coordinates(client, q):
+    first = results(client, q)[0]
+    assert first["kind"] == "Coordinates"
+    assert abs(first["lon"] - -2.1669) < 0.001 and abs(first["lat"] - 53.4067) < 0.001
+
+
+def test_hostile_and_empty_queries(client):
+    assert client.get("/api/search", params={"q": ""}).status_code == 422
+    assert client.get("/api/search", params={"q": "x" * 101}).status_code == 422
+    for q in ["%", "_", "'; DROP TABLE app.gazetteer; --", "\\"]:
+        assert client.get("/api/search", params={"q": q}).status_code == 200
+    assert results(client, "bramhall")
