@@ -217,6 +217,15 @@ def _swap_in(conn: Connection, layer: Layer, staging: str) -> None:
     _rebuild_gazetteer(conn, layer)
 
 
+def backfill_gazetteer(engine: Engine, catalogue: Catalogue) -> None:
+    """Fill the search entries of layers loaded before they had any (an upgrade)."""
+    with engine.begin() as conn:
+        present = set(conn.execute(text("SELECT DISTINCT layer FROM app.gazetteer")).scalars())
+        for layer in catalogue.layers.values():
+            if layer.gazetteer and layer.id not in present:
+                _rebuild_gazetteer(conn, layer)
+
+
 def _rebuild_gazetteer(conn: Connection, layer: Layer) -> None:
     """The search box follows the live version, in the same transaction."""
     if layer.gazetteer is None:

@@ -7,6 +7,7 @@ from sqlalchemy.engine import Engine
 
 from layers.catalogue import Catalogue, load_catalogue
 from layers.tables import ensure_layer_tables
+from loaders.pipeline import backfill_gazetteer
 from mapserver.cluster import PrivateCluster
 from mapserver.database import check_connection, make_engine, migrate, private_cluster
 from mapserver.settings import Settings
@@ -40,6 +41,7 @@ def start(settings: Settings) -> Runtime:
         check_connection(engine)
         migrate(engine)
         ensure_layer_tables(engine, list(catalogue.layers.values()))
+        backfill_gazetteer(engine, catalogue)
     except BaseException:
         if started is not None:
             started.stop()
