@@ -75,6 +75,10 @@ def load_catalogue(directory: Path) -> Catalogue:
         raise ServiceError(
             f"{profile_path}: boundary_layer {council.boundary_layer!r} is not in the catalogue"
         )
+    if council.neighbours_layer and council.neighbours_layer not in layers:
+        raise ServiceError(
+            f"{profile_path}: neighbours_layer {council.neighbours_layer!r} is not in the catalogue"
+        )
     inputs = council.synthetic.input_layers if council.synthetic else []
     unknown = [layer_id for layer_id in inputs if layer_id not in layers]
     if unknown:

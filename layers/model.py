@@ -178,6 +178,10 @@ class CouncilProfile(Strict):
     code: str = Field(description="ONS code of the local authority, e.g. E08000007.")
     crs: str = "EPSG:27700"
     boundary_layer: Identifier
+    neighbours_layer: Identifier | None = Field(
+        None, description="Polygons of the councils around, to name who is responsible there."
+    )
+    neighbour_name_field: Identifier | None = None
     bbox: tuple[float, float, float, float] = Field(description="Extent in CRS84 (lon/lat).")
     initial_view: View
     attribution: str

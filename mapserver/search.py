@@ -106,3 +106,46 @@ def search(
             ).mappings()
             results += [dict(row) for row in rows]
     return JSONResponse({"query": query, "results": results[:limit]})
+
+
+@router.get("/api/locate", summary="Is a point inside the council, and if not, whose is it")
+def locate(
+    request: Request,
+    lon: float = Query(..., ge=-180, le=180),
+    lat: float = Query(..., ge=-90, le=90),
+) -> JSONResponse:
+    catalogue = request.app.state.catalogue
+    council = catalogue.council
+    boundary = catalogue.layers[council.boundary_layer]
+    point = "ST_SetSRID(ST_MakePoint(:lon, :lat), 4326)"
+    with request.app.state.engine.connect() as conn:
+        inside = conn.execute(
+            text(
+                f'SELECT EXISTS (SELECT 1 FROM layers."{boundary.table_name}"'
+                f" WHERE ST_Intersects(geom, ST_Transform({point}, {boundary.srid})))"
+            ),
+            {"lon": lon, "lat": lat},
+        ).scalar()
+        neighbour = None
+        if not inside and council.neighbours_layer and council.neighbour_name_field:
+            layer = catalogue.layers[council.neighbours_layer]
+            neighbour = conn.execute(
+                text(
+                    f'SELECT "{council.neighbour_name_field}" FROM layers."{layer.table_name}"'
+                    f" WHERE ST_Intersects(geom, ST_Transform({point}, {layer.srid})) LIMIT 1"
+                ),
+                {"lon": lon, "lat": lat},
+            ).scalar()
+    if inside:
+        message = f"Inside {council.name}."
+    elif neighbour:
+        message = f"This place is outside {council.short_name}: it is in {neighbour}."
+    else:
+        message = f"This place is outside {council.short_name}."
+    return JSONResponse(
+        {
+            "inside": bool(inside),
+            "council": council.name if inside else neighbour,
+            "message": message,
+        }
+    )

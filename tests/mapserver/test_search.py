@@ -62,3 +62,23 @@ def test_hostile_and_empty_queries(client):
     for q in ["%", "_", "'; DROP TABLE app.gazetteer; --", "\\"]:
         assert client.get("/api/search", params={"q": q}).status_code == 200
     assert results(client, "bramhall")
+
+
+@pytest.mark.parametrize(
+    ("lon", "lat", "inside", "council"),
+    [
+        (-2.1575, 53.4084, True, "Stockport Metropolitan Borough Council"),
+        (-2.2426, 53.4808, False, "Manchester"),  # Manchester city centre
+        (-2.0, 53.0, False, None),  # Staffordshire: no neighbours layer there
+    ],
+)
+def test_locate(client, lon, lat, inside, council):
+    body = client.get("/api/locate", params={"lon": lon, "lat": lat}).json()
+    assert body["inside"] is inside and body["council"] == council
+    if council and not inside:
+        assert f"it is in {council}" in body["message"]
+
+
+def test_locate_validates(client):
+    assert client.get("/api/locate", params={"lon": "x", "lat": 53}).status_code == 422
+    assert client.get("/api/locate", params={"lon": 500, "lat": 53}).status_code == 422
