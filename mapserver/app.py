@@ -9,6 +9,7 @@ from fastapi.staticfiles import StaticFiles
 from analysis import processes
 from layers.pygeoapi_config import render_config
 from mapserver import (
+    export,
     features,
     health,
     layer_info,
@@ -73,6 +74,7 @@ def create_app(runtime: Runtime) -> FastAPI:
     app.include_router(layer_info.router)
     app.include_router(login.router)
     app.include_router(search.router)
+    app.include_router(export.router)
     # Before the pygeoapi mount, which would otherwise take every /ogc/… path.
     app.include_router(features.router)
     app.include_router(ogc_processes.router)
