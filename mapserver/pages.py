@@ -56,6 +56,24 @@ def map_page(request: Request) -> HTMLResponse:
     )
 
 
+@router.get("/connect", response_class=HTMLResponse, include_in_schema=False)
+def connect_page(request: Request) -> HTMLResponse:
+    """How to reach the layers from QGIS, GDAL and curl, with copy-ready URLs."""
+    who = principal(request)
+    layers = [
+        layer for layer in request.app.state.catalogue.layers.values() if who.can_read(layer)
+    ]
+    return templates.TemplateResponse(
+        request,
+        "connect.html",
+        {
+            **page_context(request),
+            "layers": layers,
+            "ogc_url": request.app.state.settings.base_url + MOUNT,
+        },
+    )
+
+
 def page_context(request: Request) -> dict[str, Any]:
     """What every page's header needs: the council, and who is signed in."""
     who = principal(request)
