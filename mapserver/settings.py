@@ -41,6 +41,13 @@ class Settings(BaseSettings):
         True, description="Load the catalogue's sample layers into an empty database at start."
     )
 
+    basemap_url: str | None = Field(
+        None,
+        description="XYZ tile URL template of a base map (OS Maps API, OpenStreetMap…). "
+        "Unset or unreachable: a base map drawn from our own layers.",
+    )
+    basemap_attribution: str = Field("", description="Attribution of that base map.")
+    basemap_max_zoom: int = Field(19, ge=1, le=22, description="Deepest zoom of its tiles.")
     rate_limit_ip: int = Field(1200, ge=1, description="Requests a minute from one address.")
     rate_limit_key: int = Field(6000, ge=1, description="Requests a minute with one API key.")
     download_max_mb: int = Field(2048, ge=1, description="Largest source a load downloads.")
