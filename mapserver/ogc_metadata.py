@@ -1,4 +1,4 @@
-"""Completes pygeoapi's collection documents.
+"""Completes pygeoapi's collection documents and conformance.
 
 pygeoapi's collection documents come from its static configuration, which holds public
 layers only. This middleware adds to the JSON of ``/ogc/collections`` and
@@ -23,8 +23,15 @@ from layers.catalogue import Catalogue
 from mapserver.access import principal
 from mapserver.features import collection_document
 from mapserver.settings import Settings
+from mapserver.tiles import tile_links
 
 COLLECTIONS = re.compile(r"^/ogc/collections(?:/(?P<id>[^/]+))?/?$")
+CONFORMANCE = "/ogc/conformance"
+# What we add to pygeoapi's conformance: our vector tiles (mapserver/tiles.py).
+TILES_CONFORMANCE = [
+    f"http://www.opengis.net/spec/ogcapi-tiles-1/1.0/conf/{part}"
+    for part in ("core", "tileset", "tilesets-list", "geodata-tilesets", "mvt")
+]
 LIVE = "SELECT layer, version, finished_at FROM app.layer_versions WHERE status = 'live'"
 
 
@@ -47,6 +54,8 @@ class CollectionProvenance:
         if row is not None:
             collection["updated"] = row.finished_at.isoformat()
             collection["version"] = row.version
+        if layer is not None:
+            collection.setdefault("links", []).extend(tile_links(self.settings.base_url, layer.id))
         if layer is not None and layer.synthetic:
             collection["synthetic"] = True
 
@@ -65,7 +74,7 @@ class CollectionProvenance:
             await self.app(scope, receive, send)
             return
         match = COLLECTIONS.match(scope["path"])
-        if not match:
+        if not match and scope["path"] != CONFORMANCE:
             await self.app(scope, receive, send)
             return
         start: Message = {}
@@ -83,8 +92,10 @@ class CollectionProvenance:
         content = bytes(body)
         if start["status"] == 200 and "json" in headers.get("content-type", ""):
             document = json.loads(content)
-            live = await run_in_threadpool(self._live)
-            if match.group("id"):
+            live = await run_in_threadpool(self._live) if match else {}
+            if match is None:
+                document["conformsTo"] = [*document.get("conformsTo", []), *TILES_CONFORMANCE]
+            elif match.group("id"):
                 self._annotate(document, live)
             else:
                 collections = document.setdefault("collections", [])

@@ -60,9 +60,7 @@ def map_page(request: Request) -> HTMLResponse:
 def connect_page(request: Request) -> HTMLResponse:
     """How to reach the layers from QGIS, GDAL and curl, with copy-ready URLs."""
     who = principal(request)
-    layers = [
-        layer for layer in request.app.state.catalogue.layers.values() if who.can_read(layer)
-    ]
+    layers = [layer for layer in request.app.state.catalogue.layers.values() if who.can_read(layer)]
     return templates.TemplateResponse(
         request,
         "connect.html",

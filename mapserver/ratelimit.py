@@ -1,8 +1,8 @@
 """Per-key and per-IP request limits: a fixed one-minute window each, answered with 429
-and ``Retry-After`` when spent.
+and ``Retry-After`` when spent. Static files and map tiles are not counted.
 
 Counters live in this process, so N workers allow up to N times the limit; a shared store
-comes with scaling out. Static files are not counted.
+comes with scaling out.
 """
 
 import math
@@ -36,7 +36,9 @@ class RateLimit:
         return None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"].startswith(UNCOUNTED):
+        # Tiles are not counted: one view asks for a hundred, and they are cached by ETag.
+        path = scope.get("path", "")
+        if scope["type"] != "http" or path.startswith(UNCOUNTED) or "/tiles/" in path:
             await self.app(scope, receive, send)
             return
         caller = principal(HTTPConnection(scope))

@@ -6,6 +6,7 @@ import pytest
 from playwright.sync_api import sync_playwright
 
 from mapserver.pages import FRONTEND_DIR
+from mapserver.tiles import MVT
 
 CHROMIUM = "/usr/bin/chromium"
 # As root, and on a machine with no network: no sandbox, no background connections.
@@ -93,3 +94,45 @@ def test_map_page_has_no_accessibility_violations(page, artifacts):
     ]
     (artifacts / "axe-map.json").write_text(json.dumps(result["violations"], indent=2))
     assert violations == []
+
+
+@pytest.mark.browser
+def test_large_layer_is_drawn_from_vector_tiles(page, runtime, artifacts):
+    layer = runtime.catalogue.layers["land_ownership"]
+    assert layer.large
+    tiles: list = []
+    page.on("response", lambda r: tiles.append(r) if "/tiles/WebMercatorQuad/" in r.url else None)
+    page.goto("/")
+    page.wait_for_selector("#map[data-boundary=drawn]", timeout=20_000)
+    for other in ("Libraries", "Rivers and canals"):  # nothing drawn over the parcels
+        page.get_by_label(other, exact=True).uncheck()
+    page.get_by_label(f"{layer.title} Synthetic", exact=True).check()
+    status = page.locator("#map-status")
+    page.wait_for_function(
+        "() => document.getElementById('map-status').textContent.includes('zoom in to see')"
+    )
+    for _ in range(8):
+        if f"{layer.title}: shown" in status.inner_text():
+            break
+        page.get_by_role("button", name="Zoom in").click()
+        page.wait_for_timeout(300)
+    page.wait_for_selector("path.layer-land_ownership", timeout=20_000)
+    assert tiles and {r.status for r in tiles} <= {200, 204}
+    assert all(r.headers["content-type"] == MVT for r in tiles if r.status == 200)
+
+    # A parcel's popup shows the catalogue's labels of the public fields, and no other.
+    page.locator("path.layer-land_ownership").nth(5).click(force=True)
+    popup = page.locator(".leaflet-popup-content")
+    popup.wait_for()
+    assert popup.locator("h2").inner_text() == layer.title
+    labels = set(popup.locator("dt").all_inner_texts())
+    assert labels == {f.label for f in layer.public_fields}
+    page.screenshot(path=str(artifacts / "map-tiles.png"))
+
+    # The layer's minimum zoom is its own, not the map's: zooming out still works.
+    for _ in range(4):
+        page.get_by_role("button", name="Zoom out").click()
+        page.wait_for_timeout(400)
+        if "zoom in to see" in status.inner_text():
+            break
+    assert f"{layer.title}: zoom in to see" in status.inner_text()

@@ -124,3 +124,11 @@ def test_single_item(client, scalar):
 
 def test_unknown_collection_is_404(client):
     assert client.get("/ogc/collections/nope/items").status_code == 404
+
+
+def test_collections_link_their_tiles_and_conformance_says_so(client, base_url):
+    collection = client.get("/ogc/collections/libraries", params={"f": "json"}).json()
+    tiles = [link for link in collection["links"] if link["rel"].endswith("tilesets-vector")]
+    assert tiles and tiles[0]["href"] == f"{base_url}/ogc/collections/libraries/tiles"
+    conformance = client.get("/ogc/conformance", params={"f": "json"}).json()["conformsTo"]
+    assert "http://www.opengis.net/spec/ogcapi-tiles-1/1.0/conf/mvt" in conformance

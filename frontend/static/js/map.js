@@ -1,13 +1,26 @@
 // The map page: the borough boundary, and a layer switcher built from the catalogue whose
-// layers read their features from the OGC API by bounding box as the map moves.
+// layers read their features from the OGC API by bounding box as the map moves; the large
+// ones (`large` in the catalogue) are drawn from the service's vector tiles instead.
 import * as L from "/vendor/leaflet/leaflet-src.esm.js";
+
+const VECTORGRID = "/vendor/leaflet.vectorgrid/Leaflet.VectorGrid.bundled.min.js";
+const TILE_MIN_ZOOM = 14; // large layers are too dense to read (and to draw) further out
 
 const config = JSON.parse(document.getElementById("map-config").textContent);
 const status = document.getElementById("map-status");
 const MAX_FEATURES = 5000; // per layer and view; beyond this the map asks to zoom in
 const PAGE_SIZE = 1000;
 
-const map = L.map("map", { zoomControl: true, attributionControl: true, preferCanvas: false });
+const MAX_ZOOM = 20;
+// The map's own zoom limits: otherwise Leaflet takes them from its tile layers, and a
+// large layer's minimum zoom would stop the map zooming out.
+const map = L.map("map", {
+  zoomControl: true,
+  attributionControl: true,
+  preferCanvas: false,
+  minZoom: 0,
+  maxZoom: MAX_ZOOM,
+});
 map.attributionControl.setPrefix(false);
 map.attributionControl.addAttribution(escapeText(config.council.attribution));
 L.control.scale({ imperial: false }).addTo(map);
@@ -67,6 +80,49 @@ function popupContent(layer, feature) {
   return wrapper;
 }
 
+let vectorGrid = null;
+
+// Leaflet.VectorGrid (1.3) is a classic script that extends a global `L`; the ES module of
+// Leaflet sets none, so it gets a copy of the module's exports to extend.
+function loadVectorGrid() {
+  if (!vectorGrid) {
+    window.L = { ...L };
+    vectorGrid = import(VECTORGRID)
+      .then(() =>
+        window.L.VectorGrid.Protobuf.extend({
+          _createLayer(...args) {
+            const symbolizer = window.L.VectorGrid.prototype._createLayer.apply(this, args);
+            // Leaflet 1.9 places a small circle's mouse events at its latlng, which a tile's
+            // point has not: without this, every click or hover on a point throws.
+            symbolizer.getLatLng = null;
+            return symbolizer;
+          },
+        }),
+      )
+      .catch((error) => {
+        vectorGrid = null; // try again next time
+        throw error;
+      });
+  }
+  return vectorGrid;
+}
+
+async function tileLayer(layer) {
+  const TiledLayer = await loadVectorGrid();
+  const style = { ...pathStyle(layer), fill: !layer.geometry.endsWith("LineString") };
+  const grid = new TiledLayer(layer.tiles, {
+    vectorTileLayerStyles: { [layer.id]: style },
+    interactive: layer.fields.length > 0,
+    minZoom: TILE_MIN_ZOOM,
+    maxZoom: MAX_ZOOM,
+  });
+  grid.on("click", (event) => {
+    const feature = { properties: event.layer.properties || {} };
+    L.popup().setLatLng(event.latlng).setContent(popupContent(layer, feature)).openOn(map);
+  });
+  return grid;
+}
+
 function geojsonLayer(layer, pane) {
   const style = pathStyle(layer);
   return L.geoJSON(null, {
@@ -102,7 +158,7 @@ function viewBbox() {
 
 async function refresh(layer) {
   const entry = active.get(layer.id);
-  if (!entry) return;
+  if (!entry || entry.tiled) return;
   entry.controller?.abort();
   entry.controller = new AbortController();
   try {
@@ -125,20 +181,38 @@ function setStatus(message) {
   }
   const parts = [...active.entries()].map(([id, entry]) => {
     const layer = config.layers.find((l) => l.id === id);
-    return `${layer.title}: ${entry.count ?? 0}`;
+    if (!entry.tiled) return `${layer.title}: ${entry.count ?? 0}`;
+    return `${layer.title}: ${map.getZoom() < TILE_MIN_ZOOM ? "zoom in to see" : "shown"}`;
   });
   status.textContent = parts.length ? `Shown in this view — ${parts.join("; ")}.` : "";
 }
 
+async function addTiled(layer, entry) {
+  try {
+    const grid = await tileLayer(layer);
+    if (active.get(layer.id) !== entry) return; // switched off while loading
+    entry.group = grid.addTo(map);
+    setStatus();
+  } catch (error) {
+    setStatus(`${layer.title} could not be drawn: ${error.message}`);
+  }
+}
+
 function toggle(layer, on) {
   if (on && !active.has(layer.id)) {
+    if (layer.large) {
+      const entry = { group: null, controller: null, tiled: true };
+      active.set(layer.id, entry);
+      addTiled(layer, entry);
+      return;
+    }
     const group = geojsonLayer(layer).addTo(map);
     active.set(layer.id, { group, controller: null, count: 0 });
     refresh(layer);
   } else if (!on && active.has(layer.id)) {
     const entry = active.get(layer.id);
     entry.controller?.abort();
-    map.removeLayer(entry.group);
+    if (entry.group) map.removeLayer(entry.group);
     active.delete(layer.id);
     setStatus();
   }
@@ -240,7 +314,10 @@ async function drawBoundary() {
 }
 
 buildSwitcher();
-map.on("moveend", () => active.forEach((_entry, id) => refresh(config.layers.find((l) => l.id === id))));
+map.on("moveend", () => {
+  active.forEach((_entry, id) => refresh(config.layers.find((l) => l.id === id)));
+  if ([...active.values()].some((entry) => entry.tiled)) setStatus();
+});
 drawBoundary()
   .catch((error) => setStatus(`The borough boundary could not be loaded: ${error.message}`))
   .finally(() => {
