@@ -13,6 +13,7 @@ import httpx
 import psycopg2
 import pytest
 import uvicorn
+from playwright.sync_api import sync_playwright
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
@@ -21,6 +22,7 @@ from mapserver import runtime as runtime_
 from mapserver.app import create_app
 from mapserver.database import private_cluster
 from mapserver.settings import PROJECT_DIR, Settings
+from tests.browser import CHROMIUM, CHROMIUM_ARGS
 
 ARTIFACTS = PROJECT_DIR / "tests" / "artifacts"
 
@@ -129,3 +131,24 @@ def scalar(engine):  # noqa: ANN001, ANN201
 def artifacts() -> Path:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     return ARTIFACTS
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """Debian's chromium, once for the whole run."""
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def page(browser, base_url):  # noqa: ANN001, ANN201
+    """A fresh browser page on the service; fails the test on any JavaScript error."""
+    context = browser.new_context(viewport={"width": 1280, "height": 800}, base_url=base_url)
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    yield page
+    context.close()
+    assert not errors, errors

@@ -1,45 +1,9 @@
 """The map page in a real browser: Debian's chromium driven by Playwright."""
 
-import json
-
 import pytest
-from playwright.sync_api import sync_playwright
 
-from mapserver.pages import FRONTEND_DIR
 from mapserver.tiles import MVT
-
-CHROMIUM = "/usr/bin/chromium"
-# As root, and on a machine with no network: no sandbox, no background connections.
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-WCAG_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "wcag22aa"]
-AXE = FRONTEND_DIR / "node_modules" / "axe-core" / "axe.min.js"
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
-
-
-@pytest.fixture
-def page(browser, base_url):
-    context = browser.new_context(viewport={"width": 1280, "height": 800}, base_url=base_url)
-    page = context.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
-    yield page
-    context.close()
-    assert not errors, errors
+from tests.browser import axe_violations
 
 
 @pytest.mark.browser
@@ -84,16 +48,33 @@ def test_popup_shows_catalogue_labels(page):
 
 
 @pytest.mark.browser
-def test_map_page_has_no_accessibility_violations(page, artifacts):
-    page.goto("/")
+@pytest.mark.parametrize("path", ["/", "/login", "/connect"])
+def test_pages_have_no_accessibility_violations(page, artifacts, path):
+    page.goto(path)
+    if path == "/":
+        page.wait_for_selector("#map[data-boundary=drawn]", timeout=20_000)
+    name = path.strip("/") or "map"
+    assert axe_violations(page, artifacts / f"axe-{name}.json") == []
+
+
+@pytest.mark.browser
+def test_url_holds_the_view_and_layers(page):
+    page.goto("/?lat=53.40800&lng=-2.15750&zoom=15&layers=pharmacies")
     page.wait_for_selector("#map[data-boundary=drawn]", timeout=20_000)
-    page.add_script_tag(path=str(AXE))
-    result = page.evaluate("tags => axe.run(document, {runOnly: tags})", WCAG_TAGS)
-    violations = [
-        {"id": v["id"], "nodes": [n["target"] for n in v["nodes"]]} for v in result["violations"]
-    ]
-    (artifacts / "axe-map.json").write_text(json.dumps(result["violations"], indent=2))
-    assert violations == []
+    page.wait_for_function("() => new URLSearchParams(location.search).get('zoom') === '15'")
+    assert page.get_by_label("Pharmacies", exact=True).is_checked()
+    assert not page.get_by_label("Libraries", exact=True).is_checked()
+    centre = page.evaluate("() => new URLSearchParams(location.search).get('lat')")
+    assert abs(float(centre) - 53.408) < 0.001
+    page.get_by_label("Polling stations", exact=True).check()
+    page.wait_for_function(
+        "() => new URLSearchParams(location.search).get('layers').includes('polling_stations')"
+    )
+    page.go_back()
+    page.wait_for_function(
+        "() => !document.getElementById('layer-polling_stations').checked", timeout=5_000
+    )
+    assert page.get_by_label("Pharmacies", exact=True).is_checked()
 
 
 @pytest.mark.browser

@@ -1,12 +1,17 @@
-// The map page: the borough boundary, and a layer switcher built from the catalogue whose
-// layers read their features from the OGC API by bounding box as the map moves; the large
-// ones (`large` in the catalogue) are drawn from the service's vector tiles instead.
+// The core of the map page: the map, the borough boundary, and a layer switcher built from
+// the catalogue whose layers read their features from the OGC API by bounding box as the
+// map moves; the large ones (`large` in the catalogue) are drawn from the service's vector
+// tiles instead. The view and the visible layers live in the URL (?lat=&lng=&zoom=&layers=),
+// so any view can be shared and back/forward work. Other modules (loaded by main.js)
+// import what they need from here.
 import * as L from "/vendor/leaflet/leaflet-src.esm.js";
+
+export { L };
 
 const VECTORGRID = "/vendor/leaflet.vectorgrid/Leaflet.VectorGrid.bundled.min.js";
 const TILE_MIN_ZOOM = 14; // large layers are too dense to read (and to draw) further out
 
-const config = JSON.parse(document.getElementById("map-config").textContent);
+export const config = JSON.parse(document.getElementById("map-config").textContent);
 const status = document.getElementById("map-status");
 const MAX_FEATURES = 5000; // per layer and view; beyond this the map asks to zoom in
 const PAGE_SIZE = 1000;
@@ -14,7 +19,7 @@ const PAGE_SIZE = 1000;
 const MAX_ZOOM = 20;
 // The map's own zoom limits: otherwise Leaflet takes them from its tile layers, and a
 // large layer's minimum zoom would stop the map zooming out.
-const map = L.map("map", {
+export const map = L.map("map", {
   zoomControl: true,
   attributionControl: true,
   preferCanvas: false,
@@ -24,19 +29,20 @@ const map = L.map("map", {
 map.attributionControl.setPrefix(false);
 map.attributionControl.addAttribution(escapeText(config.council.attribution));
 L.control.scale({ imperial: false }).addTo(map);
+const urlState = readUrlState();
 const { lat, lon, zoom } = config.council.view;
 map.setView([lat, lon], zoom);
 map.createPane("boundary").style.zIndex = 450;
 
-const active = new Map(); // layer id -> { group, controller }
+export const active = new Map(); // layer id -> { group, controller }
 
-function escapeText(text) {
+export function escapeText(text) {
   const span = document.createElement("span");
   span.textContent = text;
   return span.innerHTML;
 }
 
-function pathStyle(layer) {
+export function pathStyle(layer) {
   const s = layer.style;
   return {
     color: s.colour,
@@ -135,7 +141,7 @@ function geojsonLayer(layer, pane) {
   });
 }
 
-async function fetchFeatures(layer, bbox, signal) {
+export async function fetchFeatures(layer, bbox, signal) {
   // Follow the API's "next" links until the view is complete or the cap is reached.
   let url = `${config.ogcUrl}/collections/${encodeURIComponent(layer.id)}/items?f=json&limit=${PAGE_SIZE}`;
   if (bbox) url += `&bbox=${bbox.map((n) => n.toFixed(6)).join(",")}`;
@@ -156,7 +162,7 @@ function viewBbox() {
   return [b.getWest(), b.getSouth(), b.getEast(), b.getNorth()];
 }
 
-async function refresh(layer) {
+export async function refresh(layer) {
   const entry = active.get(layer.id);
   if (!entry || entry.tiled) return;
   entry.controller?.abort();
@@ -174,7 +180,7 @@ async function refresh(layer) {
   }
 }
 
-function setStatus(message) {
+export function setStatus(message) {
   if (message) {
     status.textContent = message;
     return;
@@ -198,7 +204,7 @@ async function addTiled(layer, entry) {
   }
 }
 
-function toggle(layer, on) {
+export function toggle(layer, on) {
   if (on && !active.has(layer.id)) {
     if (layer.large) {
       const entry = { group: null, controller: null, tiled: true };
@@ -302,26 +308,82 @@ function buildSwitcher() {
   }
 }
 
-async function drawBoundary() {
+async function drawBoundary({ fit }) {
   const layer = config.layers.find((l) => l.id === config.council.boundaryLayer);
   if (!layer) return;
   const { features } = await fetchFeatures(layer, null, undefined);
   const style = { ...pathStyle(layer), interactive: false };
   const boundary = L.geoJSON({ type: "FeatureCollection", features }, { pane: "boundary", style: () => style });
   boundary.addTo(map);
-  if (features.length) map.fitBounds(boundary.getBounds(), { padding: [8, 8] });
+  if (features.length && fit) map.fitBounds(boundary.getBounds(), { padding: [8, 8] });
   document.getElementById("map").dataset.boundary = "drawn";
 }
 
+// --- the view and the visible layers in the URL --------------------------------------------
+
+function readUrlState() {
+  const params = new URLSearchParams(window.location.search);
+  const number = (name) => (params.has(name) && Number.isFinite(Number(params.get(name))) ? Number(params.get(name)) : null);
+  const known = new Set(config.layers.map((l) => l.id));
+  return {
+    lat: number("lat"),
+    lng: number("lng"),
+    zoom: number("zoom"),
+    layers: params.has("layers") ? params.get("layers").split(",").filter((id) => known.has(id)) : null,
+  };
+}
+
+function writeUrlState(push) {
+  const centre = map.getCenter();
+  const params = new URLSearchParams(window.location.search);
+  params.set("lat", centre.lat.toFixed(5));
+  params.set("lng", centre.lng.toFixed(5));
+  params.set("zoom", String(map.getZoom()));
+  params.set("layers", [...active.keys()].join(","));
+  const url = `${window.location.pathname}?${params}`;
+  if (url === window.location.pathname + window.location.search) return;
+  if (push) window.history.pushState(null, "", url);
+  else window.history.replaceState(null, "", url);
+}
+
+function applyLayers(ids) {
+  const wanted = new Set(ids);
+  for (const layer of config.layers) {
+    if (layer.id === config.council.boundaryLayer) continue;
+    const box = document.getElementById(`layer-${layer.id}`);
+    const on = wanted.has(layer.id);
+    if (box) box.checked = on;
+    toggle(layer, on);
+  }
+}
+
+let restoring = false;
+window.addEventListener("popstate", () => {
+  const state = readUrlState();
+  restoring = true;
+  if (state.lat !== null && state.lng !== null) map.setView([state.lat, state.lng], state.zoom ?? map.getZoom());
+  if (state.layers) applyLayers(state.layers);
+  restoring = false;
+});
+
+// --- start ---------------------------------------------------------------------------------
+
 buildSwitcher();
+document.getElementById("layer-switcher").addEventListener("change", () => writeUrlState(true));
 map.on("moveend", () => {
   active.forEach((_entry, id) => refresh(config.layers.find((l) => l.id === id)));
   if ([...active.values()].some((entry) => entry.tiled)) setStatus();
+  if (!restoring) writeUrlState(false);
 });
-drawBoundary()
+
+/** Resolves once the boundary is drawn and the first layers are on. */
+export const ready = drawBoundary({ fit: urlState.lat === null || urlState.lng === null })
   .catch((error) => setStatus(`The borough boundary could not be loaded: ${error.message}`))
   .finally(() => {
-    for (const layer of config.layers) {
-      if (layer.visible && layer.id !== config.council.boundaryLayer) toggle(layer, true);
+    if (urlState.lat !== null && urlState.lng !== null) {
+      map.setView([urlState.lat, urlState.lng], urlState.zoom ?? map.getZoom());
     }
+    const visible = urlState.layers ?? config.layers.filter((l) => l.visible).map((l) => l.id);
+    applyLayers(visible);
+    writeUrlState(false);
   });

@@ -1,0 +1,3 @@
+// The map page's modules. map.js is the core (the map, layers, URL state); each other
+// module adds one capability and imports what it needs from the core.
+import "./map.js";

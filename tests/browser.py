@@ -1,0 +1,31 @@
+"""What the browser tests share: Debian's chromium driven by Playwright (never a browser
+that Playwright downloads), and axe-core from npm for accessibility checks."""
+
+import json
+from pathlib import Path
+
+from mapserver.pages import FRONTEND_DIR
+
+CHROMIUM = "/usr/bin/chromium"
+# As root, and on a machine with no network: no sandbox, no background connections.
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+WCAG_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "wcag22aa"]
+AXE = FRONTEND_DIR / "node_modules" / "axe-core" / "axe.min.js"
+
+
+def axe_violations(page, report: Path) -> list[dict]:  # noqa: ANN001 (a Playwright page)
+    """Run axe-core on the page; write its full report; return the violations, short."""
+    page.add_script_tag(path=str(AXE))
+    result = page.evaluate("tags => axe.run(document, {runOnly: tags})", WCAG_TAGS)
+    report.write_text(json.dumps(result["violations"], indent=2))
+    return [
+        {"id": v["id"], "nodes": [n["target"] for n in v["nodes"]]} for v in result["violations"]
+    ]
