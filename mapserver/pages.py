@@ -7,17 +7,24 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
+from sqlalchemy import text
 
 from layers.catalogue import Catalogue
-from mapserver.access import principal
+from mapserver.access import Principal, principal
 from mapserver.ogc import MOUNT
+from mapserver.settings import Settings
 
 FRONTEND_DIR = Path(__file__).resolve().parent.parent / "frontend"
 templates = Jinja2Templates(directory=FRONTEND_DIR / "templates")
 router = APIRouter()
 
 
-def map_config(catalogue: Catalogue) -> dict[str, Any]:
+LIVE = "SELECT layer, finished_at FROM app.layer_versions WHERE status = 'live'"
+
+
+def map_config(catalogue: Catalogue, who: Principal, updated: dict[str, Any]) -> dict[str, Any]:
+    """The page's configuration: the layers this principal may read, with the fields they
+    may see, and when each was last loaded."""
     council = catalogue.council
     return {
         "council": {
@@ -37,22 +44,43 @@ def map_config(catalogue: Catalogue) -> dict[str, Any]:
                 "geometry": layer.geometry,
                 "visible": layer.visible,
                 "synthetic": layer.synthetic,
+                "access": layer.access,
                 "large": layer.large,  # drawn from the vector tiles
                 "tiles": f"{MOUNT}/collections/{layer.id}/tiles/WebMercatorQuad/{{z}}/{{y}}/{{x}}",
                 "attribution": layer.attribution,
+                "updated": updated[layer.id].date().isoformat() if layer.id in updated else None,
                 "style": layer.style.model_dump(),
-                "fields": [{"name": f.name, "label": f.label} for f in layer.public_fields],
+                "fields": [{"name": f.name, "label": f.label} for f in who.fields(layer)],
             }
-            for layer in catalogue.public_layers
+            for layer in catalogue.layers.values()
+            if who.can_read(layer)
         ],
+    }
+
+
+def basemap_config(settings: Settings) -> dict[str, Any] | None:
+    """The configured XYZ base map, or None: the browser then draws one from our own layers."""
+    if not settings.basemap_url:
+        return None
+    return {
+        "url": settings.basemap_url,
+        "attribution": settings.basemap_attribution,
+        "maxZoom": settings.basemap_max_zoom,
     }
 
 
 @router.get("/", response_class=HTMLResponse, include_in_schema=False)
 def map_page(request: Request) -> HTMLResponse:
     catalogue: Catalogue = request.app.state.catalogue
+    with request.app.state.engine.connect() as conn:
+        updated = {row.layer: row.finished_at for row in conn.execute(text(LIVE))}
+    config = map_config(catalogue, principal(request), updated)
+    config["basemap"] = basemap_config(request.app.state.settings)
     return templates.TemplateResponse(
-        request, "map.html", {**page_context(request), "config": map_config(catalogue)}
+        request,
+        "map.html",
+        {**page_context(request), "config": config},
+        headers={"Cache-Control": "private, no-store"},
     )
 
 

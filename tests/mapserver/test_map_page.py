@@ -117,3 +117,62 @@ def test_large_layer_is_drawn_from_vector_tiles(page, runtime, artifacts):
         if "zoom in to see" in status.inner_text():
             break
     assert f"{layer.title}: zoom in to see" in status.inner_text()
+
+
+@pytest.mark.browser
+def test_click_outside_names_the_neighbour(page):
+    page.goto("/?lat=53.45000&lng=-2.22000&zoom=13")  # the borough's edge with Manchester
+    page.wait_for_selector("#map[data-boundary=drawn]", timeout=20_000)
+    box = page.locator("#map").bounding_box()
+    # Click well to the north-west, in Manchester, through the shaded mask.
+    point = page.evaluate(
+        "() => { const p = window.__map.latLngToContainerPoint([53.4808, -2.2426]);"
+        " return [p.x, p.y]; }"
+    )
+    page.mouse.click(box["x"] + point[0], box["y"] + point[1])
+    message = page.locator(".app-outside")
+    message.wait_for(timeout=10_000)
+    assert "outside Stockport" in message.inner_text() and "Manchester" in message.inner_text()
+
+
+@pytest.mark.browser
+def test_overlapping_features_offer_a_choice(page):
+    page.goto("/?lat=53.40800&lng=-2.15750&zoom=14&layers=wards,lsoas")
+    page.wait_for_selector("path.layer-wards", timeout=20_000)
+    page.wait_for_selector("path.layer-lsoas", timeout=20_000)
+    box = page.locator("#map").bounding_box()
+    page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    choices = page.locator(".app-popup__choices button")
+    choices.first.wait_for(timeout=10_000)
+    labels = choices.all_inner_texts()
+    assert any(t.startswith("Electoral wards:") for t in labels)
+    assert any(t.startswith("Lower layer super output areas:") for t in labels)
+    choices.first.click()
+    page.locator(".app-popup dl").wait_for()
+
+
+@pytest.mark.browser
+def test_layer_details_opacity_and_links(page):
+    page.goto("/?layers=libraries")
+    page.wait_for_selector("path.layer-libraries", timeout=20_000)
+    item = page.locator('[data-layer-id="libraries"]')
+    assert "Updated" in item.locator(".app-updated").inner_text()
+    item.get_by_label("Opacity of Libraries").fill("0.5")
+    assert page.evaluate("() => window.__map.getPane('layer-libraries').style.opacity") == "0.5"
+    page.locator("path.layer-libraries").first.click(force=True)
+    link = page.locator(".leaflet-popup-content a.govuk-link").first
+    link.wait_for()
+    assert link.get_attribute("href").startswith("https://www.stockport.gov.uk")
+
+
+@pytest.mark.browser
+def test_staff_see_their_layers(page, engine, base_url):
+    from mapserver.sessions import create_user
+
+    create_user(engine, "mapper@example.gov.uk", "Mapper", "staff", "a long enough password")
+    page.goto("/login")
+    page.get_by_label("Email address").fill("mapper@example.gov.uk")
+    page.get_by_label("Password").fill("a long enough password")
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_selector("#map[data-boundary=drawn]", timeout=20_000)
+    assert page.get_by_label("Road casualties", exact=True).count() == 1

@@ -26,6 +26,7 @@ export const map = L.map("map", {
   minZoom: 0,
   maxZoom: MAX_ZOOM,
 });
+window.__map = map; // for the browser tests and for debugging in the console
 map.attributionControl.setPrefix(false);
 map.attributionControl.addAttribution(escapeText(config.council.attribution));
 L.control.scale({ imperial: false }).addTo(map);
@@ -55,6 +56,20 @@ export function pathStyle(layer) {
   };
 }
 
+const WEB_ADDRESS = /^(https?:\/\/|www\.)[^\s<>"]+$/i;
+
+function valueNode(value) {
+  // Web addresses become links (http and https only); everything else stays text.
+  const text = String(value);
+  if (!WEB_ADDRESS.test(text)) return document.createTextNode(text);
+  const link = document.createElement("a");
+  link.className = "govuk-link";
+  link.href = text.toLowerCase().startsWith("www.") ? `https://${text}` : text;
+  link.rel = "noopener noreferrer";
+  link.textContent = text;
+  return link;
+}
+
 function popupContent(layer, feature) {
   const wrapper = document.createElement("div");
   wrapper.className = "app-popup";
@@ -74,7 +89,7 @@ function popupContent(layer, feature) {
     key.textContent = field.label;
     const val = document.createElement("dd");
     val.className = "govuk-summary-list__value";
-    val.textContent = String(value);
+    val.append(valueNode(value));
     row.append(key, val);
     list.append(row);
   }
@@ -129,22 +144,115 @@ async function tileLayer(layer) {
   return grid;
 }
 
-function geojsonLayer(layer, pane) {
-  const style = pathStyle(layer);
+function layerPane(layer) {
+  // A pane per layer, so that its opacity can be set as a whole.
+  const name = `layer-${layer.id}`;
+  if (!map.getPane(name)) map.createPane(name).style.zIndex = 400;
+  return name;
+}
+
+function geojsonLayer(layer) {
+  const style = { ...pathStyle(layer), pane: layerPane(layer) };
   return L.geoJSON(null, {
-    pane,
+    pane: style.pane,
     style: () => style,
     pointToLayer: (_feature, latlng) => L.circleMarker(latlng, style),
-    onEachFeature: (feature, leafletLayer) => {
-      if (layer.fields.length) leafletLayer.bindPopup(() => popupContent(layer, feature));
-    },
   });
 }
 
-export async function fetchFeatures(layer, bbox, signal) {
+export function setOpacity(layer, value) {
+  const pane = map.getPane(`layer-${layer.id}`);
+  if (pane) pane.style.opacity = String(value);
+  const entry = active.get(layer.id);
+  if (entry?.tiled && entry.group?.setOpacity) entry.group.setOpacity(value);
+}
+
+// --- click: the features under the pointer, a list to choose from when several overlap ------
+
+function pointInRing(latlng, ring) {
+  let inside = false;
+  for (let i = 0, j = ring.length - 1; i < ring.length; j = i++) {
+    const [a, b] = [ring[i], ring[j]];
+    if ((a.lat > latlng.lat) !== (b.lat > latlng.lat) &&
+        latlng.lng < ((b.lng - a.lng) * (latlng.lat - a.lat)) / (b.lat - a.lat) + a.lng) inside = !inside;
+  }
+  return inside;
+}
+
+function polygonsOf(latlngs) {
+  // Leaflet nests polygons as [ring, …] or [[ring, …], …] for multipolygons.
+  return Array.isArray(latlngs[0]?.[0]) ? latlngs : [latlngs];
+}
+
+function hits(leafletLayer, latlng) {
+  const point = map.latLngToLayerPoint(latlng);
+  if (leafletLayer instanceof L.CircleMarker) {
+    return point.distanceTo(map.latLngToLayerPoint(leafletLayer.getLatLng())) <= leafletLayer.getRadius() + 4;
+  }
+  if (leafletLayer instanceof L.Polygon) {
+    if (!leafletLayer.getBounds().contains(latlng)) return false;
+    return polygonsOf(leafletLayer.getLatLngs()).some((rings) =>
+      rings.filter((ring) => pointInRing(latlng, ring)).length % 2 === 1);
+  }
+  if (leafletLayer instanceof L.Polyline) {
+    const lines = Array.isArray(leafletLayer.getLatLngs()[0]) ? leafletLayer.getLatLngs() : [leafletLayer.getLatLngs()];
+    return lines.some((line) => line.some((vertex, i) => i > 0 &&
+      L.LineUtil.pointToSegmentDistance(point, map.latLngToLayerPoint(line[i - 1]), map.latLngToLayerPoint(vertex)) <= 6));
+  }
+  return false;
+}
+
+function featuresAt(latlng) {
+  const found = [];
+  for (const [id, entry] of active) {
+    if (!entry.group || entry.tiled) continue;
+    const layer = config.layers.find((l) => l.id === id);
+    entry.group.eachLayer((leafletLayer) => {
+      if (hits(leafletLayer, latlng)) found.push({ layer, feature: leafletLayer.feature });
+    });
+  }
+  return found;
+}
+
+function featureName(layer, feature) {
+  const named = layer.fields.find((f) => feature.properties[f.name]);
+  return named ? String(feature.properties[named.name]) : `#${feature.id}`;
+}
+
+function chooser(found, latlng) {
+  const wrapper = document.createElement("div");
+  wrapper.className = "app-popup";
+  const heading = document.createElement("h2");
+  heading.className = "govuk-heading-s";
+  heading.textContent = `${found.length} features here`;
+  const list = document.createElement("ul");
+  list.className = "govuk-list app-popup__choices";
+  for (const { layer, feature } of found) {
+    const button = document.createElement("button");
+    button.type = "button";
+    button.className = "app-link-button";
+    button.textContent = `${layer.title}: ${featureName(layer, feature)}`;
+    button.addEventListener("click", () => L.popup().setLatLng(latlng).setContent(popupContent(layer, feature)).openOn(map));
+    const item = document.createElement("li");
+    item.append(button);
+    list.append(item);
+  }
+  wrapper.append(heading, list);
+  return wrapper;
+}
+
+map.on("click", (event) => {
+  const found = featuresAt(event.latlng);
+  if (!found.length) return;
+  const content = found.length === 1 ? popupContent(found[0].layer, found[0].feature) : chooser(found, event.latlng);
+  L.popup().setLatLng(event.latlng).setContent(content).openOn(map);
+});
+
+export async function fetchFeatures(layer, bbox, signal, filter = null) {
   // Follow the API's "next" links until the view is complete or the cap is reached.
   let url = `${config.ogcUrl}/collections/${encodeURIComponent(layer.id)}/items?f=json&limit=${PAGE_SIZE}`;
   if (bbox) url += `&bbox=${bbox.map((n) => n.toFixed(6)).join(",")}`;
+  if (filter) url += `&filter=${encodeURIComponent(filter)}`; // CQL2 text
   const features = [];
   while (url && features.length < MAX_FEATURES) {
     const response = await fetch(url, { signal, headers: { Accept: "application/geo+json" } });
@@ -162,13 +270,25 @@ function viewBbox() {
   return [b.getWest(), b.getSouth(), b.getEast(), b.getNorth()];
 }
 
+// Layer id -> a CQL2 text filter that restricts what the map draws of it (e.g. planning.js).
+const layerFilters = new Map();
+
+/** Restrict a (non-tiled) layer to the features matching `cql` (CQL2 text); null: all. */
+export function setLayerFilter(id, cql) {
+  if (cql) layerFilters.set(id, cql);
+  else layerFilters.delete(id);
+  const layer = config.layers.find((l) => l.id === id);
+  if (layer && active.has(id)) refresh(layer);
+}
+
 export async function refresh(layer) {
   const entry = active.get(layer.id);
   if (!entry || entry.tiled) return;
   entry.controller?.abort();
   entry.controller = new AbortController();
   try {
-    const { features, truncated } = await fetchFeatures(layer, viewBbox(), entry.controller.signal);
+    const filter = layerFilters.get(layer.id);
+    const { features, truncated } = await fetchFeatures(layer, viewBbox(), entry.controller.signal, filter);
     entry.group.clearLayers();
     entry.group.addData({ type: "FeatureCollection", features });
     entry.count = features.length;
@@ -299,13 +419,61 @@ function buildSwitcher() {
         tag.textContent = "Synthetic";
         label.append(" ", tag); // the space keeps "Synthetic" a separate word when read out
       }
-      input.addEventListener("change", () => toggle(layer, input.checked));
+      const opacity = document.createElement("input");
+      opacity.type = "range";
+      opacity.min = "0.1";
+      opacity.max = "1";
+      opacity.step = "0.1";
+      opacity.value = "1";
+      opacity.className = "app-opacity";
+      opacity.setAttribute("aria-label", `Opacity of ${layer.title}`);
+      opacity.hidden = !layer.visible;
+      opacity.addEventListener("input", () => setOpacity(layer, Number(opacity.value)));
+      input.addEventListener("change", () => {
+        toggle(layer, input.checked);
+        opacity.hidden = !input.checked;
+      });
       item.append(input, label);
+      if (layer.updated) {
+        const updated = document.createElement("span");
+        updated.className = "govuk-hint app-updated";
+        const when = new Date(`${layer.updated}T00:00:00`);
+        updated.textContent = `Updated ${when.toLocaleDateString("en-GB", { day: "numeric", month: "long", year: "numeric" })}`;
+        item.append(updated);
+      }
+      item.append(opacity);
       boxes.append(item);
     }
     fieldset.append(legend, boxes);
     form.append(fieldset);
   }
+}
+
+function maskOutside(boundary) {
+  // Everything outside the borough is shaded and answers a click with whose it is, so that
+  // nobody reads (or reports) a neighbour's area as ours.
+  map.createPane("mask").style.zIndex = 440;
+  const world = [[-89, -179], [-89, 179], [89, 179], [89, -179]];
+  const outers = [];
+  boundary.eachLayer((part) => polygonsOf(part.getLatLngs()).forEach((rings) => outers.push(rings[0])));
+  L.polygon([world, ...outers], {
+    pane: "mask", stroke: false, fillColor: "#0b0c0c", fillOpacity: 0.25, className: "app-mask",
+  }).on("click", (event) => explainOutside(event.latlng)).addTo(map);
+}
+
+async function explainOutside(latlng) {
+  let message = `This place is outside ${config.council.shortName}.`;
+  try {
+    const response = await fetch(`/api/locate?lon=${latlng.lng.toFixed(6)}&lat=${latlng.lat.toFixed(6)}`);
+    if (response.ok) message = (await response.json()).message;
+  } catch {
+    // the generic message will do
+  }
+  setStatus(message);
+  const content = document.createElement("p");
+  content.className = "govuk-body app-outside";
+  content.textContent = message;
+  L.popup().setLatLng(latlng).setContent(content).openOn(map);
 }
 
 async function drawBoundary({ fit }) {
@@ -315,6 +483,7 @@ async function drawBoundary({ fit }) {
   const style = { ...pathStyle(layer), interactive: false };
   const boundary = L.geoJSON({ type: "FeatureCollection", features }, { pane: "boundary", style: () => style });
   boundary.addTo(map);
+  maskOutside(boundary);
   if (features.length && fit) map.fitBounds(boundary.getBounds(), { padding: [8, 8] });
   document.getElementById("map").dataset.boundary = "drawn";
 }
@@ -353,6 +522,8 @@ function applyLayers(ids) {
     const box = document.getElementById(`layer-${layer.id}`);
     const on = wanted.has(layer.id);
     if (box) box.checked = on;
+    const opacity = document.querySelector(`[data-layer-id="${layer.id}"] .app-opacity`);
+    if (opacity) opacity.hidden = !on;
     toggle(layer, on);
   }
 }
