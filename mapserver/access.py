@@ -144,20 +144,25 @@ class Authentication:
         await self.app(scope, receive, send)
 
 
-async def _unauthorised(send: Send) -> None:
-    body = b'{"code": "InvalidApiKey", "description": "The API key is not valid or was revoked."}'
+async def send_json(send: Send, status: int, body: bytes, headers: list | None = None) -> None:
+    """Answer from a middleware, before any app: a small JSON body."""
     await send(
         {
             "type": "http.response.start",
-            "status": 401,
+            "status": status,
             "headers": [
                 (b"content-type", b"application/json"),
                 (b"content-length", str(len(body)).encode()),
-                (b"www-authenticate", b'Bearer realm="council maps"'),
+                *(headers or []),
             ],
         }
     )
     await send({"type": "http.response.body", "body": body})
+
+
+async def _unauthorised(send: Send) -> None:
+    body = b'{"code": "InvalidApiKey", "description": "The API key is not valid or was revoked."}'
+    await send_json(send, 401, body, [(b"www-authenticate", b'Bearer realm="council maps"')])
 
 
 def create_key(engine: Engine, name: str, role: str) -> tuple[int, str]:

@@ -18,7 +18,7 @@ from sqlalchemy.exc import DBAPIError
 from starlette.datastructures import QueryParams
 
 from mapserver.cql import FilterError
-from mapserver.features import _database_error, ogc_error, readable
+from mapserver.features import failure, readable
 from mapserver.features_query import OGCError, bad, items_query
 from mapserver.features_sql import conditions, table_of
 
@@ -63,12 +63,8 @@ def export(request: Request, layer_id: str) -> Response:
         )
         with request.app.state.engine.connect() as conn:
             rows = conn.execute(statement).all()
-    except OGCError as error:
-        return ogc_error(error)
-    except FilterError as exc:
-        return ogc_error(bad(str(exc)))
-    except DBAPIError as exc:
-        return ogc_error(_database_error(exc))
+    except (OGCError, FilterError, DBAPIError) as exc:
+        return failure(exc)
     frame = _frame(rows, [layer.id_field, *names], srid)
     filename = f"{layer.id}-{date.today().isoformat()}.{fmt}"
     headers = {

@@ -35,8 +35,8 @@ from mapserver.features_query import (
     unknown_parameters,
 )
 from mapserver.features_sql import count_statement, item_statement, items_statement, table_of
+from mapserver.ogc import MOUNT
 
-MOUNT = "/ogc"
 GEOJSON = "application/geo+json"
 JSON_TYPES = {
     "string": {"type": "string"},
@@ -121,6 +121,15 @@ def _links(request: Request, layer: Layer, query: ItemsQuery, has_next: bool) ->
     return links
 
 
+def failure(exc: OGCError | FilterError | DBAPIError) -> JSONResponse:
+    """The OGC exception answer for what went wrong with a request."""
+    if isinstance(exc, FilterError):
+        return ogc_error(bad(str(exc)))
+    if isinstance(exc, DBAPIError):
+        return ogc_error(_database_error(exc))
+    return ogc_error(exc)
+
+
 def _database_error(exc: DBAPIError) -> OGCError:
     if isinstance(exc, OperationalError):
         return OGCError(503, "ServiceUnavailable", "The database is not available; try again.")
@@ -146,12 +155,8 @@ def items(request: Request, collection_id: str) -> Response:
             matched = None
             if query.hits_only or not layer.large:
                 matched = conn.execute(count_statement(table, layer, query, visible)).scalar()
-    except OGCError as error:
-        return ogc_error(error)
-    except FilterError as exc:
-        return ogc_error(bad(str(exc)))
-    except DBAPIError as exc:
-        return ogc_error(_database_error(exc))
+    except (OGCError, FilterError, DBAPIError) as exc:
+        return failure(exc)
     has_next = len(rows) > query.limit
     rows = rows[: query.limit]
     head: dict[str, Any] = {"type": "FeatureCollection"}
@@ -196,10 +201,8 @@ def item(request: Request, collection_id: str, feature_id: str) -> Response:
             feature = conn.execute(statement).scalar()
         if feature is None:
             raise OGCError(404, "NotFound", f"Feature {feature_id!r} not found")
-    except OGCError as error:
-        return ogc_error(error)
-    except DBAPIError as exc:
-        return ogc_error(_database_error(exc))
+    except (OGCError, DBAPIError) as exc:
+        return failure(exc)
     base = f"{request.app.state.settings.base_url}{MOUNT}/collections/{layer.id}"
     links = [
         {"rel": "self", "type": GEOJSON, "href": f"{base}/items/{feature_id}?f=json"},

@@ -14,8 +14,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from analysis.processes import ROLE_INPUT
 from mapserver.access import principal
-from mapserver.features import MOUNT, ogc_error
+from mapserver.features import ogc_error
 from mapserver.features_query import OGCError, bad
+from mapserver.ogc import MOUNT
 
 MAX_BODY = 1 << 20
 router = APIRouter(include_in_schema=False)

@@ -12,7 +12,7 @@ from collections import defaultdict
 from starlette.requests import HTTPConnection
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from mapserver.access import principal
+from mapserver.access import principal, send_json
 
 WINDOW_S = 60.0
 UNCOUNTED = ("/static/", "/vendor/", "/assets/", "/healthz")
@@ -57,15 +57,4 @@ class RateLimit:
             b'{"code": "TooManyRequests", "description": "Too many requests; slow down and'
             b' retry after the time in Retry-After."}'
         )
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 429,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(body)).encode()),
-                    (b"retry-after", str(max(1, math.ceil(wait))).encode()),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})
+        await send_json(send, 429, body, [(b"retry-after", str(max(1, math.ceil(wait))).encode())])

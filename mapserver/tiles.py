@@ -46,6 +46,7 @@ from sqlalchemy.exc import DBAPIError
 from layers.model import Layer, LayerField
 from mapserver import tile_grids, tiles_sql
 from mapserver.access import Principal, principal
+from mapserver.features import JSON_TYPES
 from mapserver.ogc import MOUNT
 from mapserver.tile_grids import MATRIX_SETS, MatrixSet, tile_geometry
 
@@ -241,16 +242,6 @@ def _tileset_summary(collection_url: str, tms: MatrixSet) -> dict[str, Any]:
         },
     ]
     return summary
-
-
-JSON_TYPES: dict[str, dict[str, str]] = {
-    "string": {"type": "string"},
-    "integer": {"type": "integer"},
-    "number": {"type": "number"},
-    "boolean": {"type": "boolean"},
-    "date": {"type": "string", "format": "date"},
-    "datetime": {"type": "string", "format": "date-time"},
-}
 
 
 def _geometry_dimension(layer: Layer) -> int:

@@ -7,6 +7,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -43,17 +44,20 @@ def _admin_execute(url: str, statement: str) -> None:
         conn.close()
 
 
-@pytest.fixture(scope="session")
-def database_url() -> Iterator[str]:
-    """A fresh, empty database for this run, dropped afterwards."""
-    name = f"mapserver_test_{secrets.token_hex(4)}"
+@contextmanager
+def fresh_database(prefix: str) -> Iterator[str]:
+    """A new, empty database on the test server (the private cluster, or the server of
+    DATABASE_URL), dropped afterwards."""
+    name = f"{prefix}_{secrets.token_hex(4)}"
     external = os.environ.get("DATABASE_URL")
     if external:
         admin = make_url(external).set(drivername="postgresql")
         admin_url = admin.render_as_string(hide_password=False)
         _admin_execute(admin_url, f'CREATE DATABASE "{name}"')
-        yield admin.set(database=name).render_as_string(hide_password=False)
-        _admin_execute(admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        try:
+            yield admin.set(database=name).render_as_string(hide_password=False)
+        finally:
+            _admin_execute(admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         return
     cluster = private_cluster(Settings(database_url=None))
     started = cluster.start()
@@ -64,6 +68,13 @@ def database_url() -> Iterator[str]:
         cluster.drop_database(name)
         if started:
             cluster.stop()
+
+
+@pytest.fixture(scope="session")
+def database_url() -> Iterator[str]:
+    """A fresh database for this run."""
+    with fresh_database("mapserver_test") as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

@@ -9,7 +9,6 @@ so the Trafford service runs in a subprocess, started the way an operator starts
 import json
 import os
 import re
-import secrets
 import signal
 import subprocess
 import sys
@@ -21,17 +20,15 @@ import pyogrio
 import pytest
 import yaml
 from sqlalchemy import text
-from sqlalchemy.engine import make_url
 
 from layers.catalogue import Catalogue, load_catalogue
 from layers.pygeoapi_config import render_config
 from loaders.pipeline import LoadResult
 from loaders.samples import load_missing_samples, source_path
 from mapserver import runtime as runtime_
-from mapserver.database import private_cluster
 from mapserver.settings import PROJECT_DIR, Settings
 
-from ..conftest import _admin_execute, free_port
+from ..conftest import free_port, fresh_database
 
 TRAFFORD = PROJECT_DIR / "layers" / "trafford"
 CRS84 = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
@@ -55,26 +52,8 @@ def catalogue() -> Catalogue:
 @pytest.fixture(scope="module")
 def trafford_database_url() -> Iterator[str]:
     """A fresh, empty database on the test server, dropped afterwards."""
-    name = f"mapserver_trafford_{secrets.token_hex(4)}"
-    external = os.environ.get("DATABASE_URL")
-    if external:
-        admin = make_url(external).set(drivername="postgresql")
-        admin_url = admin.render_as_string(hide_password=False)
-        _admin_execute(admin_url, f'CREATE DATABASE "{name}"')
-        try:
-            yield admin.set(database=name).render_as_string(hide_password=False)
-        finally:
-            _admin_execute(admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        return
-    cluster = private_cluster(Settings(database_url=None))
-    started = cluster.start()
-    cluster.create_database(name)
-    try:
-        yield cluster.url(name)
-    finally:
-        cluster.drop_database(name)
-        if started:
-            cluster.stop()
+    with fresh_database("mapserver_trafford") as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
