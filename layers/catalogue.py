@@ -79,6 +79,10 @@ def load_catalogue(directory: Path) -> Catalogue:
         raise ServiceError(
             f"{profile_path}: neighbours_layer {council.neighbours_layer!r} is not in the catalogue"
         )
+    if unknown := [i for i in council.basemap_layers if i not in layers]:
+        raise ServiceError(
+            f"{profile_path}: basemap_layers {', '.join(unknown)} not in the catalogue"
+        )
     inputs = council.synthetic.input_layers if council.synthetic else []
     unknown = [layer_id for layer_id in inputs if layer_id not in layers]
     if unknown:

@@ -182,6 +182,9 @@ class CouncilProfile(Strict):
         None, description="Polygons of the councils around, to name who is responsible there."
     )
     neighbour_name_field: Identifier | None = None
+    basemap_layers: list[Identifier] = Field(
+        [], description="Layers the built-in base map is drawn from when no tiles are set."
+    )
     bbox: tuple[float, float, float, float] = Field(description="Extent in CRS84 (lon/lat).")
     initial_view: View
     attribution: str

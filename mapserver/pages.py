@@ -26,6 +26,7 @@ def map_config(catalogue: Catalogue, who: Principal, updated: dict[str, Any]) ->
     """The page's configuration: the layers this principal may read, with the fields they
     may see, and when each was last loaded."""
     council = catalogue.council
+    readable = {layer.id for layer in catalogue.layers.values() if who.can_read(layer)}
     return {
         "council": {
             "name": council.name,
@@ -34,6 +35,7 @@ def map_config(catalogue: Catalogue, who: Principal, updated: dict[str, Any]) ->
             "view": council.initial_view.model_dump(),
             "bbox": list(council.bbox),
             "attribution": council.attribution,
+            "basemapLayers": [i for i in council.basemap_layers if i in readable],
         },
         "ogcUrl": MOUNT,
         "layers": [
