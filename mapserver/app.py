@@ -3,7 +3,8 @@
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 
 from analysis import processes
@@ -35,6 +36,14 @@ VENDOR = {
     "/vendor/html-to-image": NODE_MODULES / "html-to-image" / "dist",
     "/vendor/jspdf": NODE_MODULES / "jspdf" / "dist",
 }
+
+
+async def not_found(request: Request, exc: Exception) -> JSONResponse:
+    """Unknown paths: the OGC exception shape under /ogc, a short JSON body elsewhere."""
+    if request.url.path.startswith("/ogc"):
+        return JSONResponse({"code": "NotFound", "description": "Not found"}, status_code=404)
+    detail = getattr(exc, "detail", "Not found")
+    return JSONResponse({"detail": detail}, status_code=404)
 
 
 def create_app(runtime: Runtime) -> FastAPI:
@@ -85,7 +94,8 @@ def create_app(runtime: Runtime) -> FastAPI:
     for prefix, directory in VENDOR.items():
         app.mount(prefix, StaticFiles(directory=directory), name=prefix.strip("/"))
     processes.bind(runtime.engine, runtime.catalogue)
-    mount_pygeoapi(app, runtime.settings)
+    mount_pygeoapi(app, runtime.settings, runtime.catalogue)
+    app.add_exception_handler(404, not_found)
     app.add_middleware(
         CollectionProvenance,
         engine=runtime.engine,

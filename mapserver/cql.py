@@ -200,10 +200,13 @@ def parse(text: str, language: str = "cql2-text") -> dict:
         expression = cql2.parse_json(text) if language == "cql2-json" else cql2.parse_text(text)
         # No expression.validate(): its JSON Schema check costs ~15 ms a request, and the
         # translation below refuses whatever it does not understand anyway.
-        return expression.to_json()
+        tree = expression.to_json()
     except (cql2.ParseError, cql2.ValidationError, ValueError) as exc:
         message = str(exc).strip().splitlines()[0] if str(exc).strip() else "invalid filter"
         raise FilterError(f"the filter is not valid {language}: {message}") from None
+    if "\\u0000" in json.dumps(tree):
+        raise FilterError("the filter cannot contain NUL characters")
+    return tree
 
 
 def to_sql(tree: dict, translator: Translator) -> sa.ColumnElement:

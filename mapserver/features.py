@@ -8,6 +8,7 @@ public layers are validated here, then handed to pygeoapi.
 """
 
 import json
+import re
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlencode
@@ -15,6 +16,8 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 from sqlalchemy.exc import DBAPIError, OperationalError
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import QueryParams
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from layers.model import Layer
@@ -38,6 +41,8 @@ from mapserver.features_sql import count_statement, item_statement, items_statem
 from mapserver.ogc import MOUNT
 
 GEOJSON = "application/geo+json"
+FEATURE_ID = re.compile(r"-?[0-9]{1,18}")  # ASCII digits only: str.isdigit() takes "¹"
+MAX_FILTER_BYTES = 1 << 20
 JSON_TYPES = {
     "string": {"type": "string"},
     "integer": {"type": "integer"},
@@ -93,9 +98,11 @@ def _private_headers(who: Principal) -> dict[str, str]:
     return {"Cache-Control": "private, no-store", "Vary": "X-API-Key, Authorization"}
 
 
-def _links(request: Request, layer: Layer, query: ItemsQuery, has_next: bool) -> list[dict]:
+def _links(
+    request: Request, layer: Layer, query: ItemsQuery, has_next: bool, params: QueryParams
+) -> list[dict]:
     base = f"{request.app.state.settings.base_url}{MOUNT}/collections/{layer.id}/items"
-    kept = [(k, v) for k, v in request.query_params.multi_items() if k not in ("offset", "f")]
+    kept = [(k, v) for k, v in params.multi_items() if k not in ("offset", "f")]
 
     def url(offset: int, fmt: str = "json") -> str:
         return f"{base}?{urlencode([*kept, ('f', fmt), ('offset', str(offset))])}"
@@ -139,10 +146,38 @@ def _database_error(exc: DBAPIError) -> OGCError:
 
 @router.get(MOUNT + "/collections/{collection_id}/items")
 def items(request: Request, collection_id: str) -> Response:
+    return _items(request, collection_id, request.query_params)
+
+
+@router.post(MOUNT + "/collections/{collection_id}/items")
+async def items_by_post(request: Request, collection_id: str) -> Response:
+    """A CQL2-JSON filter in the body (Part 3), with the other parameters in the query.
+    Creating features (a GeoJSON body) is not offered."""
+    if request.headers.get("content-type", "").startswith("application/geo+json"):
+        return ogc_error(OGCError(405, "MethodNotAllowed", "This collection cannot be edited."))
+    body = await request.body()
+    try:
+        if len(body) > MAX_FILTER_BYTES:
+            raise OGCError(413, "PayloadTooLarge", "The filter is too large.")
+        try:
+            text = body.decode("utf-8")
+        except UnicodeDecodeError:
+            raise bad("the filter is not UTF-8 JSON") from None
+    except OGCError as error:
+        return ogc_error(error)
+    params = QueryParams(
+        [*request.query_params.multi_items(), ("filter", text), ("filter-lang", "cql2-json")]
+    )
+    return await run_in_threadpool(_items, request, collection_id, params)
+
+
+def _items(request: Request, collection_id: str, params: QueryParams) -> Response:
     try:
         layer, who = readable(request, collection_id)
         visible = who.fields(layer)
-        query = items_query(request.query_params, request.headers.get("accept", ""), layer, visible)
+        query = items_query(params, request.headers.get("accept", ""), layer, visible)
+        if request.method == "POST" and query.format != "json" and query.format != "geojson":
+            raise bad("a filter sent in the body is answered in GeoJSON only")
         if query.format in ("html", "jsonld"):
             if layer.access != "public":
                 raise bad(f"f={query.format} is offered for public collections only; use f=json")
@@ -164,7 +199,7 @@ def items(request: Request, collection_id: str) -> Response:
     if matched is not None:
         tail["numberMatched"] = matched
     tail["timeStamp"] = datetime.now(UTC).isoformat(timespec="seconds")
-    tail["links"] = _links(request, layer, query, has_next and not query.hits_only)
+    tail["links"] = _links(request, layer, query, has_next and not query.hits_only, params)
     body = (
         json.dumps(head)[:-1] + ', "features": [' + ",".join(rows) + "], "
         + json.dumps(tail)[1:]
@@ -188,7 +223,7 @@ def item(request: Request, collection_id: str, feature_id: str) -> Response:
             if layer.access != "public":
                 raise bad(f"f={fmt} is offered for public collections only; use f=json")
             return ToPygeoapi(request.app.state.pygeoapi)
-        if not feature_id.lstrip("-").isdigit():
+        if not FEATURE_ID.fullmatch(feature_id):
             raise OGCError(404, "NotFound", f"Feature {feature_id!r} not found")
         names = fields_list(params.get("properties"), {f.name: f for f in visible}, "properties")
         crs = output_crs(params, layer)

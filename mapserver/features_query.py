@@ -16,6 +16,7 @@ CRS84 = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
 EPSG_URI = "http://www.opengis.net/def/crs/EPSG/0/{}"
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 10_000
+MAX_OFFSET = 2**62  # PostgreSQL's OFFSET is a bigint
 COMMON = {"f", "lang"}
 ITEMS = COMMON | {
     "limit", "offset", "bbox", "bbox-crs", "crs", "datetime", "filter", "filter-lang",
@@ -106,7 +107,10 @@ def bbox(params: QueryParams, layer: Layer) -> BBox | None:
     return BBox((minx, miny, maxx, maxy), srid, lat_lon)
 
 
-def integer(params: QueryParams, name: str, default: int, low: int, high: int | None) -> int:
+def integer(
+    params: QueryParams, name: str, default: int, low: int, high: int, clamp: bool = True
+) -> int:
+    """A whole number from ``low``; above ``high`` it is clamped (limit) or refused."""
     raw = params.get(name)
     if raw is None:
         return default
@@ -116,7 +120,9 @@ def integer(params: QueryParams, name: str, default: int, low: int, high: int | 
         raise bad(f"{name}: {raw!r} is not a whole number") from None
     if value < low:
         raise bad(f"{name} must be at least {low}")
-    return min(value, high) if high is not None else value
+    if value > high and not clamp:
+        raise bad(f"{name} must be at most {high}")
+    return min(value, high)
 
 
 def fields_list(raw: str | None, visible: dict[str, LayerField], name: str) -> list[str] | None:
@@ -223,6 +229,10 @@ def response_format(params: QueryParams, accept: str) -> str:
 
 
 def unknown_parameters(params: QueryParams, allowed: set[str]) -> None:
+    """Refuses parameters this request does not take, and NUL characters anywhere (text in
+    PostgreSQL cannot hold them)."""
+    if any("\x00" in f"{k}{v}" for k, v in params.multi_items()):
+        raise bad("parameters cannot contain NUL characters")
     unknown = sorted(set(params.keys()) - allowed)
     if unknown:
         raise bad(f"unknown query parameter {', '.join(unknown)}", "InvalidParameterValue")
@@ -251,7 +261,7 @@ def items_query(
     return ItemsQuery(
         format=response_format(params, accept),
         limit=integer(params, "limit", DEFAULT_LIMIT, 1, MAX_LIMIT),
-        offset=integer(params, "offset", 0, 0, None),
+        offset=integer(params, "offset", 0, 0, MAX_OFFSET, clamp=False),
         crs=output_crs(params, layer),
         bbox=bbox(params, layer),
         datetime=datetime_range(params, layer),

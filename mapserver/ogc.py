@@ -11,10 +11,13 @@ import os
 import sys
 from pathlib import Path
 
-from fastapi import FastAPI
+import yaml
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
 from sqlalchemy.engine import make_url
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from layers.catalogue import Catalogue
 from mapserver.settings import Settings
 
 MOUNT = "/ogc"
@@ -38,11 +41,31 @@ def pygeoapi_environment(settings: Settings) -> dict[str, str]:
     }
 
 
-def _write_openapi(config: Path, target: Path) -> None:
+def _write_openapi(config: Path, target: Path, catalogue: Catalogue) -> None:
+    """pygeoapi's OpenAPI document, without the restricted fields it reads from the tables
+    (it lists every column in the ``properties`` parameter's enum)."""
     from pygeoapi.openapi import generate_openapi_document
 
+    document = yaml.safe_load(generate_openapi_document(config, "yaml"))
+    for layer in catalogue.layers.values():
+        hidden = {f.name for f in layer.fields if f.access == "restricted"}
+        for path, operations in document.get("paths", {}).items():
+            if hidden and path.startswith(f"/collections/{layer.id}/"):
+                _drop_from_enums(operations, hidden)
     target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(generate_openapi_document(config, "yaml"))
+    target.write_text(yaml.safe_dump(document, sort_keys=False))
+
+
+def _drop_from_enums(node: object, hidden: set[str]) -> None:
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == "enum" and isinstance(value, list):
+                value[:] = [v for v in value if v not in hidden]
+            else:
+                _drop_from_enums(value, hidden)
+    elif isinstance(node, list):
+        for item in node:
+            _drop_from_enums(item, hidden)
 
 
 class LandingWithoutSlash:
@@ -58,7 +81,12 @@ class LandingWithoutSlash:
         await self.app(scope, receive, send)
 
 
-def mount_pygeoapi(app: FastAPI, settings: Settings) -> None:
+async def _not_found(request: Request, exc: Exception) -> JSONResponse:
+    """Paths under /ogc that no route takes answer like the rest of the OGC API."""
+    return JSONResponse({"code": "NotFound", "description": "Not found"}, status_code=404)
+
+
+def mount_pygeoapi(app: FastAPI, settings: Settings, catalogue: Catalogue) -> None:
     config = settings.pygeoapi_config.resolve()
     loaded = sys.modules.get("pygeoapi.starlette_app")
     if loaded is not None and os.environ.get("PYGEOAPI_CONFIG") != str(config):
@@ -69,12 +97,13 @@ def mount_pygeoapi(app: FastAPI, settings: Settings) -> None:
     openapi = settings.state_dir / "pygeoapi-openapi.yml"
     os.environ["PYGEOAPI_OPENAPI"] = str(openapi)
     if loaded is None:
-        _write_openapi(config, openapi)
+        _write_openapi(config, openapi, catalogue)
     from pygeoapi import starlette_app
 
     from mapserver import ogc_provider
 
     ogc_provider.install()
+    starlette_app.APP.add_exception_handler(404, _not_found)
     app.state.pygeoapi = starlette_app.APP
     app.mount(MOUNT, starlette_app.APP)
     app.add_middleware(LandingWithoutSlash)

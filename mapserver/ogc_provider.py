@@ -39,6 +39,8 @@ def _is_lonlat(crs: CRS) -> bool:
 def exact_transform_bbox(original: Callable[..., list]) -> Callable[..., list]:
     def transform_bbox(bbox: list, from_crs: Any, to_crs: Any, always_xy: bool = False) -> list:
         source, target = get_crs(from_crs), get_crs(to_crs)
+        if len(bbox) == 6:  # heights: a 2D layer ignores them
+            bbox = [bbox[0], bbox[1], bbox[3], bbox[4]]
         # Only the default bbox-crs (CRS84, x = longitude) is handled here.
         if len(bbox) != 4 or not _is_lonlat(source) or source.axis_info[0].direction != "east":
             return original(bbox, from_crs, to_crs, always_xy)
@@ -61,7 +63,8 @@ class CouncilPostgreSQLProvider(PostgreSQLProvider):
     def _get_bbox_filter(self, bbox: list[float]) -> Any:
         lonlat = getattr(bbox, "lonlat", None)
         if lonlat is None:
-            return super()._get_bbox_filter(bbox)
+            flat = [bbox[0], bbox[1], bbox[3], bbox[4]] if len(bbox) == 6 else bbox
+            return super()._get_bbox_filter(flat)
         geom = getattr(self.table_model, self.geom)
         enclosing = ST_MakeEnvelope(*bbox, get_srid(self.storage_crs))
         return and_(

@@ -87,6 +87,11 @@ def search(
     limit: int = Query(10, ge=1, le=50),
 ) -> JSONResponse:
     query = q.strip()
+    if "\x00" in query:
+        return JSONResponse(
+            {"code": "InvalidParameterValue", "description": "q cannot contain NUL characters"},
+            status_code=400,
+        )
     results = coordinates(query)
     who = principal(request)
     readable = [
@@ -117,12 +122,14 @@ def locate(
     catalogue = request.app.state.catalogue
     council = catalogue.council
     boundary = catalogue.layers[council.boundary_layer]
+    # Compared in longitude/latitude: a point anywhere on Earth is valid here, and British
+    # National Grid cannot represent them all.
     point = "ST_SetSRID(ST_MakePoint(:lon, :lat), 4326)"
     with request.app.state.engine.connect() as conn:
         inside = conn.execute(
             text(
                 f'SELECT EXISTS (SELECT 1 FROM layers."{boundary.table_name}"'
-                f" WHERE ST_Intersects(geom, ST_Transform({point}, {boundary.srid})))"
+                f" WHERE ST_Intersects(ST_Transform(geom, 4326), {point}))"
             ),
             {"lon": lon, "lat": lat},
         ).scalar()
@@ -132,7 +139,7 @@ def locate(
             neighbour = conn.execute(
                 text(
                     f'SELECT "{council.neighbour_name_field}" FROM layers."{layer.table_name}"'
-                    f" WHERE ST_Intersects(geom, ST_Transform({point}, {layer.srid})) LIMIT 1"
+                    f" WHERE ST_Intersects(ST_Transform(geom, 4326), {point}) LIMIT 1"
                 ),
                 {"lon": lon, "lat": lat},
             ).scalar()
