@@ -484,7 +484,12 @@ async function drawBoundary({ fit }) {
   const boundary = L.geoJSON({ type: "FeatureCollection", features }, { pane: "boundary", style: () => style });
   boundary.addTo(map);
   maskOutside(boundary);
-  if (features.length && fit) map.fitBounds(boundary.getBounds(), { padding: [8, 8] });
+  // Framed on the borough, unless someone has moved the map while the boundary loaded.
+  const untouched = map.getZoom() === zoom && map.getCenter().equals(L.latLng(lat, lon));
+  if (features.length && fit && untouched) {
+    // Not animated: the page is ready (data-boundary) only once the view is final.
+    map.fitBounds(boundary.getBounds(), { padding: [8, 8], animate: false });
+  }
   document.getElementById("map").dataset.boundary = "drawn";
 }
 
