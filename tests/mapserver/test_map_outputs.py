@@ -21,7 +21,7 @@ PASSWORD = "correct horse battery staple"
 
 def open_map(page, query: str = "") -> None:
     page.goto(f"/{query}")
-    page.wait_for_selector("#map[data-boundary=drawn]", timeout=20_000)
+    page.wait_for_selector("#map[data-ready=true]", timeout=20_000)
 
 
 def open_panel(page, summary: str) -> None:

@@ -27,7 +27,7 @@ TO_LATLNG = """async (points) => {
 
 def open_map(page, path: str = "/") -> None:
     page.goto(path)
-    page.wait_for_selector("#map[data-boundary=drawn]", timeout=20_000)
+    page.wait_for_selector("#map[data-ready=true]", timeout=20_000)
 
 
 def metres_between(a: tuple[float, float], b: tuple[float, float]) -> float:

@@ -562,4 +562,5 @@ export const ready = drawBoundary({ fit: urlState.lat === null || urlState.lng =
     const visible = urlState.layers ?? config.layers.filter((l) => l.visible).map((l) => l.id);
     applyLayers(visible);
     writeUrlState(false);
+    map.getContainer().dataset.ready = "true"; // the view is final: tests wait for this
   });
