@@ -22,7 +22,7 @@ import psycopg2
 import pyarrow.csv as pacsv
 import shapely
 from sqlalchemy import text
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Connection, Engine, Row
 from sqlalchemy.exc import IntegrityError
 
 from layers.catalogue import Catalogue
@@ -108,6 +108,11 @@ def _opened(
     else:
         with open_source(location, max_bytes=max_bytes, timeout=timeout) as local:
             yield local
+
+
+def live_versions(conn: Connection) -> dict[str, Row]:
+    """Each loaded layer's live version: version, rows_loaded, finished_at."""
+    return {row.layer: row for row in conn.execute(text(sql.LIVE_VERSIONS))}
 
 
 def default_run_by(how: str) -> str:

@@ -47,7 +47,6 @@ class Reader:
     columns: list[str]
     total: int | None  # rows, when cheap to know
     batches: Iterator[Batch]
-    size_bytes: int
 
 
 def _crs(text: str, what: str) -> CRS:
@@ -114,7 +113,7 @@ def _csv_reader(path: Path, source: Source, source_crs: str | None) -> Reader:
         except pa.ArrowInvalid as exc:
             raise _unreadable(path, exc, row) from None
 
-    return Reader(_crs(crs_text, "CRS"), header, None, batches(), path.stat().st_size)
+    return Reader(_crs(crs_text, "CRS"), header, None, batches())
 
 
 def _numbers(column: pa.ChunkedArray) -> np.ndarray:
@@ -175,8 +174,7 @@ def _ogr_reader(path: Path, source: Source, source_crs: str | None) -> Reader:
 
     columns = [str(c) for c in meta["fields"]]
     return Reader(
-        _crs(crs_text, "CRS"), columns, total if total and total > 0 else None, batches(),
-        path.stat().st_size,
+        _crs(crs_text, "CRS"), columns, total if total and total > 0 else None, batches()
     )  # fmt: skip
 
 

@@ -10,7 +10,7 @@ from sqlalchemy.engine import Engine
 from layers.catalogue import Catalogue
 from layers.model import Layer
 from loaders import sql
-from loaders.pipeline import LoadResult, default_run_by, load_layer
+from loaders.pipeline import LoadResult, default_run_by, live_versions, load_layer
 from loaders.sources import is_url
 from mapserver.settings import PROJECT_DIR
 
@@ -57,7 +57,7 @@ def load_missing_samples(
         lock.execute(text(sql.LOCK_SAMPLES))
         try:
             with engine.connect() as conn:
-                live = {row.layer for row in conn.execute(text(sql.LIVE_LAYERS))}
+                live = live_versions(conn)
             todo = [
                 layer
                 for layer in catalogue.sample_layers

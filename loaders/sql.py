@@ -25,7 +25,9 @@ FROM app.layer_versions WHERE layer = :layer
 RETURNING id, version
 """
 
-LIVE_LAYERS = "SELECT layer FROM app.layer_versions WHERE status = 'live'"
+LIVE_VERSIONS = """
+SELECT layer, version, rows_loaded, finished_at FROM app.layer_versions WHERE status = 'live'
+"""
 
 LIVE_VERSION = """
 SELECT id, version, source_uri, sha256, details, finished_at

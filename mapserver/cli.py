@@ -23,7 +23,13 @@ from sqlalchemy import text
 from layers.catalogue import load_catalogue
 from layers.pygeoapi_config import render_config
 from loaders import sql
-from loaders.pipeline import LoadResult, default_run_by, load_layer, rollback_layer
+from loaders.pipeline import (
+    LoadResult,
+    default_run_by,
+    live_versions,
+    load_layer,
+    rollback_layer,
+)
 from loaders.refresh import refresh as refresh_layers
 from loaders.samples import load_missing_samples, source_path
 from mapserver import access
@@ -175,15 +181,7 @@ def layers() -> None:
     runtime = runtime_.start(get_settings())
     try:
         with runtime.engine.connect() as conn:
-            live = {
-                row.layer: row
-                for row in conn.execute(
-                    text(
-                        "SELECT layer, version, rows_loaded, finished_at FROM app.layer_versions"
-                        " WHERE status = 'live'"
-                    )
-                )
-            }
+            live = live_versions(conn)
         for layer in runtime.catalogue.layers.values():
             row = live.get(layer.id)
             state = (

@@ -18,7 +18,7 @@ from fastapi.responses import JSONResponse, Response
 from sqlalchemy.exc import DBAPIError, OperationalError
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import QueryParams
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from layers.model import Layer
 from mapserver.access import Principal, principal
@@ -81,15 +81,32 @@ def readable(request: Request, collection_id: str) -> tuple[Layer, Principal]:
 
 
 class ToPygeoapi(Response):
-    """Hands the request to pygeoapi as its ``/ogc`` mount would."""
+    """Hands the request to pygeoapi as its ``/ogc`` mount would; with ``body``, that body
+    replaces the one the client sent."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, body: bytes | None = None) -> None:
         self.app = app
+        self.replacement = body
         self.background = None  # FastAPI looks for it on every Response
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         mounted = {**scope, "root_path": scope.get("root_path", "") + MOUNT}
-        await self.app(mounted, receive, send)
+        if self.replacement is None:
+            await self.app(mounted, receive, send)
+            return
+        body = self.replacement
+        headers = [(k, v) for k, v in scope["headers"] if k != b"content-length"]
+        mounted["headers"] = [*headers, (b"content-length", str(len(body)).encode())]
+        sent = False
+
+        async def replay() -> Message:
+            nonlocal sent
+            if sent:
+                return await receive()
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        await self.app(mounted, replay, send)
 
 
 def _private_headers(who: Principal) -> dict[str, str]:

@@ -6,13 +6,10 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
 from layers.tables import LAYER_SCHEMA
+from loaders.pipeline import live_versions
 from mapserver.database import server_versions
 
 router = APIRouter()
-
-LIVE_VERSIONS = """
-SELECT layer, version, finished_at FROM app.layer_versions WHERE status = 'live'
-"""
 
 
 @router.get("/healthz", tags=["operations"], summary="Service health")
@@ -28,7 +25,7 @@ def healthz(request: Request) -> JSONResponse:
         )
         with engine.connect() as conn:
             rows = {r.layer: r.n for r in conn.execute(text(counts))} if counts else {}
-            live = {r.layer: r for r in conn.execute(text(LIVE_VERSIONS))}
+            live = live_versions(conn)
     except DBAPIError as exc:
         reason = str(exc.orig).strip().splitlines()[0] if exc.orig else "unreachable"
         return JSONResponse({"status": "error", "database": reason}, status_code=503)

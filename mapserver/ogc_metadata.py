@@ -12,7 +12,6 @@ import json
 import re
 from typing import Any
 
-from sqlalchemy import text
 from sqlalchemy.engine import Engine
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import MutableHeaders
@@ -20,6 +19,7 @@ from starlette.requests import HTTPConnection
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from layers.catalogue import Catalogue
+from loaders.pipeline import live_versions
 from mapserver.access import principal
 from mapserver.features import collection_document
 from mapserver.settings import Settings
@@ -32,7 +32,6 @@ TILES_CONFORMANCE = [
     f"http://www.opengis.net/spec/ogcapi-tiles-1/1.0/conf/{part}"
     for part in ("core", "tileset", "tilesets-list", "geodata-tilesets", "mvt")
 ]
-LIVE = "SELECT layer, version, finished_at FROM app.layer_versions WHERE status = 'live'"
 
 
 class CollectionProvenance:
@@ -46,7 +45,7 @@ class CollectionProvenance:
 
     def _live(self) -> dict[str, Any]:
         with self.engine.connect() as conn:
-            return {row.layer: row for row in conn.execute(text(LIVE))}
+            return live_versions(conn)
 
     def _annotate(self, collection: dict[str, Any], live: dict[str, Any]) -> None:
         row = live.get(collection.get("id"))

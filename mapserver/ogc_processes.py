@@ -10,40 +10,15 @@ import json
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from analysis.processes import ROLE_INPUT
 from mapserver.access import principal
-from mapserver.features import ogc_error
+from mapserver.features import ToPygeoapi, ogc_error
 from mapserver.features_query import OGCError, bad
 from mapserver.ogc import MOUNT
 
 MAX_BODY = 1 << 20
 router = APIRouter(include_in_schema=False)
-
-
-class ToPygeoapiWithBody(Response):
-    """Hands the request, with a replaced body, to pygeoapi as its mount would."""
-
-    def __init__(self, app: ASGIApp, body: bytes) -> None:
-        self.app = app
-        self.body = body
-        self.background = None
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        headers = [(k, v) for k, v in scope["headers"] if k != b"content-length"]
-        headers.append((b"content-length", str(len(self.body)).encode()))
-        mounted = {**scope, "root_path": scope.get("root_path", "") + MOUNT, "headers": headers}
-        sent = False
-
-        async def replay() -> Message:
-            nonlocal sent
-            if sent:
-                return await receive()
-            sent = True
-            return {"type": "http.request", "body": self.body, "more_body": False}
-
-        await self.app(mounted, replay, send)
 
 
 @router.post(MOUNT + "/processes/{process_id}/execution")
@@ -62,11 +37,11 @@ async def execute(request: Request, process_id: str) -> Response:
         return ogc_error(error)
     inputs = document.setdefault("inputs", {})
     inputs[ROLE_INPUT] = principal(request).role or "public"
-    return ToPygeoapiWithBody(request.app.state.pygeoapi, json.dumps(document).encode())
+    return ToPygeoapi(request.app.state.pygeoapi, json.dumps(document).encode())
 
 
 @router.get(MOUNT + "/jobs")
 async def jobs(request: Request) -> Response:
     if not principal(request).has("staff"):
         return ogc_error(OGCError(403, "Forbidden", "The list of jobs is for staff."))
-    return ToPygeoapiWithBody(request.app.state.pygeoapi, b"")
+    return ToPygeoapi(request.app.state.pygeoapi)

@@ -7,9 +7,9 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
-from sqlalchemy import text
 
 from layers.catalogue import Catalogue
+from loaders.pipeline import live_versions
 from mapserver.access import Principal, principal
 from mapserver.ogc import MOUNT
 from mapserver.settings import Settings
@@ -17,9 +17,6 @@ from mapserver.settings import Settings
 FRONTEND_DIR = Path(__file__).resolve().parent.parent / "frontend"
 templates = Jinja2Templates(directory=FRONTEND_DIR / "templates")
 router = APIRouter()
-
-
-LIVE = "SELECT layer, finished_at FROM app.layer_versions WHERE status = 'live'"
 
 
 def map_config(catalogue: Catalogue, who: Principal, updated: dict[str, Any]) -> dict[str, Any]:
@@ -75,7 +72,7 @@ def basemap_config(settings: Settings) -> dict[str, Any] | None:
 def map_page(request: Request) -> HTMLResponse:
     catalogue: Catalogue = request.app.state.catalogue
     with request.app.state.engine.connect() as conn:
-        updated = {row.layer: row.finished_at for row in conn.execute(text(LIVE))}
+        updated = {layer: row.finished_at for layer, row in live_versions(conn).items()}
     config = map_config(catalogue, principal(request), updated)
     config["basemap"] = basemap_config(request.app.state.settings)
     return templates.TemplateResponse(

@@ -44,6 +44,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError
 
 from layers.model import Layer, LayerField
+from loaders.pipeline import live_versions as loaded_versions
 from mapserver import tile_grids, tiles_sql
 from mapserver.access import Principal, principal
 from mapserver.features import JSON_TYPES
@@ -377,8 +378,7 @@ class LiveVersions:
         now = time.monotonic()
         if now - self._read_at > VERSION_TTL_S:
             with self.engine.connect() as conn:
-                rows = conn.execute(text(tiles_sql.LIVE_VERSIONS)).all()
-            self._versions = {row.layer: row.version for row in rows}
+                self._versions = {k: row.version for k, row in loaded_versions(conn).items()}
             self._read_at = now
         return self._versions.get(layer_id)
 

@@ -25,7 +25,6 @@ from layers.tables import LAYER_SCHEMA
 EXTENT = 4096  # MVT coordinates per tile side
 BUFFER = 64  # MVT units drawn beyond each side, so strokes and markers join across tiles
 
-LIVE_VERSIONS = "SELECT layer, version FROM app.layer_versions WHERE status = 'live'"
 
 # For the tile's own transaction: a parallel worker is a new backend that pays PROJ's
 # set-up (35-90 ms) again, and JIT compiling costs more than a tile takes.
