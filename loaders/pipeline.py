@@ -1,10 +1,11 @@
-"""Loading one layer: read a source in batches, prepare each batch, stream the rows into a
-staging table with COPY, index it, then swap it in.
+"""Loading one layer: read a source in batches, sort them in spatial order, prepare each
+batch, stream the rows into a staging table with binary COPY, index it, then swap it in.
 
 Everything after the provenance record happens in one transaction, so readers see the
 old version or the new one, never half of one, and a refused, failed or killed load
-leaves the previous version serving. Reading and preparing (this process) overlap with
-PostgreSQL parsing and writing the rows (the server process).
+leaves the previous version serving. Preparing runs in a thread of its own, a few
+batches ahead of the COPY, so it overlaps PostgreSQL parsing and writing the rows
+(numpy, shapely, Arrow and psycopg2 release the GIL while they work).
 """
 
 import csv
@@ -12,14 +13,15 @@ import getpass
 import io
 import json
 import socket
+import threading
 import time
 from collections.abc import Callable, Iterator
+from queue import Empty, Full, Queue
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import psycopg2
-import pyarrow.csv as pacsv
 import shapely
 from sqlalchemy import text
 from sqlalchemy.engine import Connection, Engine, Row
@@ -28,7 +30,8 @@ from sqlalchemy.exc import IntegrityError
 from layers.catalogue import Catalogue
 from layers.model import Layer, Source
 from layers.tables import layer_table
-from loaders import sql
+from loaders import pgbinary, sql
+from loaders.order import spatially_ordered
 from loaders.prepare import Context, Reject, check_columns, check_coordinates, prepare_batch
 from loaders.read import Reader, open_reader
 from loaders.sources import (
@@ -41,7 +44,7 @@ from mapserver.errors import ServiceError
 
 Progress = Callable[[int, int | None], None]  # rows read so far, total rows when known
 MAX_REJECTS_KEPT = 100_000  # listed in the report; beyond this they are only counted
-CSV_OPTIONS = pacsv.WriteOptions(include_header=False, quoting_style="needed")
+AHEAD = 3  # prepared batches waiting for the COPY
 
 
 @dataclass(frozen=True)
@@ -72,9 +75,9 @@ class _Tally:
 
 
 class _CopyStream(io.RawIOBase):
-    """A file-like view of CSV chunks, for psycopg2's ``copy_expert``."""
+    """A file-like view of chunks of COPY data, for psycopg2's ``copy_expert``."""
 
-    def __init__(self, chunks: Iterator[bytes]) -> None:
+    def __init__(self, chunks: Iterator[memoryview]) -> None:
         self._chunks = chunks
         self._chunk = memoryview(b"")
         self._at = 0
@@ -119,9 +122,13 @@ def default_run_by(how: str) -> str:
     return f"{getpass.getuser()}@{socket.gethostname()} ({how})"
 
 
-def _csv_chunks(reader: Reader, ctx: Context, tally: _Tally, progress: Progress) -> Iterator[bytes]:
+def _copy_chunks(
+    reader: Reader, ctx: Context, tally: _Tally, progress: Progress
+) -> Iterator[memoryview]:
+    yield memoryview(pgbinary.HEADER)
     first = True
-    for batch in reader.batches:
+    sources = list(dict.fromkeys(f.source_name for f in ctx.layer.fields))
+    for batch in spatially_ordered(reader.batches, sources):
         if first:
             check_coordinates(batch.geometry, reader.crs, ctx.layer.id)
             first = False
@@ -132,9 +139,55 @@ def _csv_chunks(reader: Reader, ctx: Context, tally: _Tally, progress: Progress)
         tally.outside += prepared.outside
         tally.add_rejects(prepared.rejects)
         progress(tally.read, reader.total)
-        sink = io.BytesIO()
-        pacsv.write_csv(prepared.table, sink, write_options=CSV_OPTIONS)
-        yield sink.getvalue()
+        yield memoryview(pgbinary.encode(prepared.table))
+    yield memoryview(pgbinary.TRAILER)
+
+
+class _Failed:
+    def __init__(self, error: BaseException) -> None:
+        self.error = error
+
+
+def _ahead(items: Iterator[memoryview], depth: int = AHEAD) -> Iterator[memoryview]:
+    """``items`` produced by a thread of its own, up to ``depth`` ahead of the consumer.
+    Closing this generator stops the thread (after the batch in hand)."""
+    queue: Queue[memoryview | _Failed | None] = Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def put(item: memoryview | _Failed | None) -> None:
+        while not stop.is_set():
+            try:
+                queue.put(item, timeout=0.1)
+                return
+            except Full:
+                pass
+
+    def produce() -> None:
+        try:
+            for item in items:
+                put(item)
+                if stop.is_set():
+                    return
+        except BaseException as exc:  # handed to the consumer, raised there
+            put(_Failed(exc))
+        else:
+            put(None)
+
+    thread = threading.Thread(target=produce, name="load-prepare", daemon=True)
+    thread.start()
+    try:
+        while (item := queue.get()) is not None:
+            if isinstance(item, _Failed):
+                raise item.error
+            yield item
+    finally:
+        stop.set()
+        while thread.is_alive():  # unblock a put waiting for room
+            try:
+                queue.get(timeout=0.1)
+            except Empty:
+                pass
+        thread.join()
 
 
 def _write_rejects(rejects: list[Reject], path: Path) -> Path:
@@ -322,7 +375,8 @@ def load_layer(
                 conn.execute(text(sql.drop_table(staging)))
                 table = layer_table(layer, staging)
                 table.create(conn)
-                stream = _CopyStream(_csv_chunks(reader, ctx, tally, progress))
+                chunks = _ahead(_copy_chunks(reader, ctx, tally, progress))
+                stream = _CopyStream(chunks)
                 with conn.connection.driver_connection.cursor() as cursor:  # type: ignore[union-attr]
                     try:
                         cursor.copy_expert(
@@ -332,6 +386,8 @@ def load_layer(
                         if stream.error is not None:
                             raise stream.error from None
                         raise
+                    finally:
+                        chunks.close()
                 _unique_key(conn, layer, staging, tally)
                 tally.rejected = tally.read - tally.written
                 if not tally.read:

@@ -17,7 +17,7 @@ import shapely
 from pyproj import CRS, Transformer
 
 from layers.model import Layer, LayerField
-from loaders.ewkb import ewkb_hex
+from loaders.ewkb import ewkb
 from loaders.read import Batch
 from mapserver.errors import ServiceError
 
@@ -52,7 +52,7 @@ class Reject:
 
 @dataclass
 class PreparedBatch:
-    table: pa.Table  # id, fields..., geom (hex EWKB): the table's columns, in order
+    table: pa.Table  # id, fields..., geom (EWKB): the table's columns, in order
     rejects: list[Reject] = field(default_factory=list)
     repaired: int = 0
     outside: int = 0
@@ -211,7 +211,7 @@ def prepare_batch(batch: Batch, ctx: Context) -> PreparedBatch:
     rows = batch.columns.num_rows
     reasons = np.full(rows, None, dtype=object)
     columns: dict[str, pa.Array] = {
-        layer.id_field: pa.array(np.arange(batch.first_row, batch.first_row + rows), pa.int64())
+        layer.id_field: pa.array(batch.rows, pa.int64())
     }
     field_rejects: list[Reject] = []
     for spec in layer.fields:
@@ -220,19 +220,19 @@ def prepare_batch(batch: Batch, ctx: Context) -> PreparedBatch:
         columns[spec.name] = typed
         for index in np.flatnonzero(bad):
             field_rejects.append(
-                Reject(batch.first_row + index, spec.source_name, str(source[index]),
+                Reject(int(batch.rows[index]), spec.source_name, str(source[index]),
                        f"not a valid {spec.type}")
             )  # fmt: skip
             reasons[index] = reasons[index] or "field"
     geoms, repaired, outside = _geometry(batch.geometry.copy(), ctx, reasons)
     geometry_rejects = [
-        Reject(batch.first_row + i, "geometry", "", reasons[i])
+        Reject(int(batch.rows[i]), "geometry", "", reasons[i])
         for i in np.flatnonzero(reasons != None)  # noqa: E711 (element-wise)
         if reasons[i] != "field"
     ]
     keep = reasons == None  # noqa: E711 (element-wise)
     # Single parts in a Multi- layer are promoted as they are encoded.
-    columns["geom"] = ewkb_hex(geoms[keep], layer.srid, layer.geometry.startswith("Multi"))
+    columns["geom"] = ewkb(geoms[keep], layer.srid, layer.geometry.startswith("Multi"))
     table = pa.table(
         {name: (array if name == "geom" else array.filter(pa.array(keep)))
          for name, array in columns.items()}

@@ -71,7 +71,7 @@ def qualified(table: str) -> str:
 
 def copy_into(table: str, columns: list[str]) -> str:
     names = ", ".join(f'"{c}"' for c in columns)
-    return f"COPY {qualified(table)} ({names}) FROM STDIN WITH (FORMAT csv)"
+    return f"COPY {qualified(table)} ({names}) FROM STDIN WITH (FORMAT binary)"
 
 
 def boundary(table: str) -> str:

@@ -1,0 +1,95 @@
+"""Rows in spatial order: each feature's position on a Hilbert curve (from the centre of
+its bounding box) sorts the rows before COPY, so the table stores neighbours on the same
+pages. A vector tile or a bbox query then reads a few pages instead of one per feature
+(the densest z14 tile of a million points: 7.6 ms down to 1.4 ms).
+
+The sort holds a window of rows in memory (up to ``WINDOW_ROWS`` rows or
+``WINDOW_COORDINATES`` vertices, about 120 and 500 MB); a bigger source is sorted one
+window at a time, which still keeps most neighbours together.
+"""
+
+from collections.abc import Iterator
+
+import numpy as np
+import pyarrow as pa
+import shapely
+
+from loaders.read import BATCH_ROWS, Batch
+
+WINDOW_ROWS = 2_000_000
+WINDOW_COORDINATES = 32_000_000
+HILBERT_ORDER = 16  # a 65,536 x 65,536 grid over the window's extent
+
+
+def hilbert_keys(geoms: np.ndarray, order: int = HILBERT_ORDER) -> np.ndarray:
+    """Each geometry's distance along a Hilbert curve over their extent; missing or empty
+    geometries (rejected later) sort last."""
+    bounds = shapely.bounds(geoms)
+    x, y = (bounds[:, 0] + bounds[:, 2]) / 2, (bounds[:, 1] + bounds[:, 3]) / 2
+    present = np.isfinite(x) & np.isfinite(y)
+    keys = np.full(len(geoms), np.iinfo(np.int64).max, dtype=np.int64)
+    if not present.any():
+        return keys
+    side = (1 << order) - 1
+    cells = []
+    for values in (x[present], y[present]):
+        low, span = values.min(), np.ptp(values) or 1.0
+        cells.append(np.minimum((values - low) / span * side, side).astype(np.int64))
+    keys[present] = _hilbert(*cells, order)
+    return keys
+
+
+def _hilbert(x: np.ndarray, y: np.ndarray, order: int) -> np.ndarray:
+    """The classic xy-to-distance walk, one bit of each coordinate a step, on whole arrays
+    (branch-free: the flips and swaps are XOR masks; in place, as allocating cost 5x)."""
+    x, y = x.astype(np.uint32), y.astype(np.uint32)
+    distance = np.zeros(len(x), dtype=np.uint32)  # 2 * order <= 32 bits
+    rx, ry, step, mask, flip = (np.empty_like(x) for _ in range(5))
+    low = np.uint32((1 << order) - 1)
+    for bit in range(order - 1, -1, -1):
+        np.right_shift(x, bit, out=rx)
+        rx &= 1
+        np.right_shift(y, bit, out=ry)
+        ry &= 1
+        np.multiply(rx, 3, out=step)
+        step ^= ry
+        step <<= 2 * bit
+        distance += step
+        np.subtract(ry, 1, out=mask)  # all ones where ry == 0: then swap x and y
+        np.bitwise_and(rx, mask, out=flip)
+        np.negative(flip, out=flip)  # all ones where rx == 1 and ry == 0: then flip both
+        flip &= low
+        x ^= flip
+        y ^= flip
+        np.bitwise_xor(x, y, out=flip)
+        flip &= mask
+        x ^= flip
+        y ^= flip
+    return distance.astype(np.int64)
+
+
+def _sorted(window: list[Batch]) -> Iterator[Batch]:
+    columns = pa.concat_tables([b.columns for b in window]).combine_chunks()  # one take each
+    geoms = np.concatenate([b.geometry for b in window])
+    rows = np.concatenate([b.rows for b in window])
+    window.clear()
+    order = np.argsort(hilbert_keys(geoms), kind="stable")
+    for start in range(0, len(order), BATCH_ROWS):
+        take = order[start : start + BATCH_ROWS]
+        yield Batch(columns.take(take), geoms[take], rows[take])
+
+
+def spatially_ordered(batches: Iterator[Batch], columns: list[str]) -> Iterator[Batch]:
+    """The same rows with only ``columns``, sorted along the Hilbert curve one window at a
+    time (the columns no field reads, such as a CSV's coordinates, are not sorted)."""
+    window: list[Batch] = []
+    rows = coordinates = 0
+    for batch in batches:
+        window.append(Batch(batch.columns.select(columns), batch.geometry, batch.rows))
+        rows += len(batch.rows)
+        coordinates += int(shapely.get_num_coordinates(batch.geometry).sum())
+        if rows >= WINDOW_ROWS or coordinates >= WINDOW_COORDINATES:
+            yield from _sorted(window)
+            rows = coordinates = 0
+    if window:
+        yield from _sorted(window)
