@@ -16,10 +16,10 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
-from queue import Empty, Full, Queue
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from queue import Empty, Full, Queue
 
 import psycopg2
 import shapely
@@ -29,7 +29,6 @@ from sqlalchemy.exc import IntegrityError
 
 from layers.catalogue import Catalogue
 from layers.model import Layer, Source
-from layers.tables import layer_table
 from loaders import pgbinary, sql
 from loaders.order import spatially_ordered
 from loaders.prepare import Context, Reject, check_columns, check_coordinates, prepare_batch
@@ -373,21 +372,20 @@ def load_layer(
                 boundary = _boundary(conn, layer, catalogue)
                 ctx = Context(layer, reader.crs, shapely.from_wkb(boundary) if boundary else None)
                 conn.execute(text(sql.drop_table(staging)))
-                table = layer_table(layer, staging)
-                table.create(conn)
+                conn.execute(text(sql.create_staging(staging, layer)))
+                columns = [layer.id_field, *(f.name for f in layer.fields), "geom"]
                 chunks = _ahead(_copy_chunks(reader, ctx, tally, progress))
                 stream = _CopyStream(chunks)
                 with conn.connection.driver_connection.cursor() as cursor:  # type: ignore[union-attr]
                     try:
-                        cursor.copy_expert(
-                            sql.copy_into(staging, [c.name for c in table.columns]), stream, 1 << 20
-                        )
+                        cursor.copy_expert(sql.copy_into(staging, columns), stream, 1 << 20)
                     except psycopg2.Error:
                         if stream.error is not None:
                             raise stream.error from None
                         raise
                     finally:
                         chunks.close()
+                conn.execute(text(sql.primary_key(staging, layer.id_field)))
                 _unique_key(conn, layer, staging, tally)
                 tally.rejected = tally.read - tally.written
                 if not tally.read:

@@ -210,9 +210,7 @@ def prepare_batch(batch: Batch, ctx: Context) -> PreparedBatch:
     layer = ctx.layer
     rows = batch.columns.num_rows
     reasons = np.full(rows, None, dtype=object)
-    columns: dict[str, pa.Array] = {
-        layer.id_field: pa.array(batch.rows, pa.int64())
-    }
+    columns: dict[str, pa.Array] = {layer.id_field: pa.array(batch.rows, pa.int64())}
     field_rejects: list[Reject] = []
     for spec in layer.fields:
         source = batch.columns[spec.source_name]

@@ -14,11 +14,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING
 from urllib.parse import urlparse
 
-import httpx
-
 from mapserver.errors import ServiceError
+
+if TYPE_CHECKING:
+    import httpx
 
 MAX_DOWNLOAD_BYTES = 2 * 1024**3
 MAX_UNZIPPED_BYTES = 8 * 1024**3
@@ -62,8 +64,10 @@ def download(
     max_bytes: int = MAX_DOWNLOAD_BYTES,
     timeout: float = DOWNLOAD_TIMEOUT_S,
     headers: dict[str, str] | None = None,
-) -> httpx.Response:
+) -> "httpx.Response":
     """Stream ``url`` into ``target``; refuse what is too large or too slow."""
+    import httpx  # a tenth of a second: only for a URL
+
     try:
         with httpx.stream(
             "GET", url, timeout=timeout, follow_redirects=True, headers=headers or {}

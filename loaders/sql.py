@@ -1,7 +1,10 @@
 """Every SQL statement of the loaders. Identifiers come from the validated catalogue
 (lower-case, no quotes possible); values always go as parameters."""
 
-from layers.tables import LAYER_SCHEMA
+from sqlalchemy.dialects import postgresql
+
+from layers.model import Layer
+from layers.tables import COLUMN_TYPES, LAYER_SCHEMA
 
 # Serialises loads of one layer across processes (two workers starting, cron + a person).
 LOCK_LAYER = "SELECT pg_advisory_xact_lock(hashtext('mapserver.load.' || :layer))"
@@ -67,6 +70,20 @@ MAKE_LIVE = "UPDATE app.layer_versions SET status = 'live' WHERE id = :id RETURN
 
 def qualified(table: str) -> str:
     return f'{LAYER_SCHEMA}."{table}"'
+
+
+def create_staging(table: str, layer: Layer) -> str:
+    """The layer's table (as layers.tables.layer_table, without GeoAlchemy2's import) with
+    no primary key yet: added after the COPY, as a sort, not row by row."""
+    dialect = postgresql.dialect()
+    fields = [f'"{f.name}" {COLUMN_TYPES[f.type]().compile(dialect=dialect)}' for f in layer.fields]
+    columns = ", ".join([f'"{layer.id_field}" bigint NOT NULL', *fields])
+    geometry = f"geometry({layer.geometry.upper()}, {layer.srid})"
+    return f"CREATE TABLE {qualified(table)} ({columns}, geom {geometry} NOT NULL)"
+
+
+def primary_key(table: str, id_field: str) -> str:
+    return f'ALTER TABLE {qualified(table)} ADD PRIMARY KEY ("{id_field}")'
 
 
 def copy_into(table: str, columns: list[str]) -> str:
