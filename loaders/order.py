@@ -14,11 +14,12 @@ import numpy as np
 import pyarrow as pa
 import shapely
 
-from loaders.read import BATCH_ROWS, Batch
+from loaders.read import Batch
 
 WINDOW_ROWS = 2_000_000
 WINDOW_COORDINATES = 32_000_000
 HILBERT_ORDER = 16  # a 65,536 x 65,536 grid over the window's extent
+BATCH_ROWS = 20_000  # sorted batches: small, so that the first COPY starts early
 
 
 def hilbert_keys(geoms: np.ndarray, order: int = HILBERT_ORDER) -> np.ndarray:

@@ -79,6 +79,11 @@ class Context:
         if self.boundary is not None:
             shapely.prepare(self.boundary)
 
+    def for_another_thread(self) -> "Context":
+        """A copy with a boundary and a transformer of its own (neither is thread-safe)."""
+        boundary = None if self.boundary is None else shapely.from_wkb(self.boundary.wkb)
+        return Context(self.layer, self.source_crs, boundary)
+
 
 def check_columns(columns: list[str], layer: Layer) -> None:
     missing = [f.source_name for f in layer.fields if f.source_name not in columns]
