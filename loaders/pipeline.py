@@ -146,18 +146,20 @@ def _prepare_encode(
 
 
 def _copy_chunks(
-    reader: Reader, ctx: Context, tally: _Tally, progress: Progress
+    reader: Reader, layer: Layer, context: "Future[Context]", tally: _Tally, progress: Progress
 ) -> Iterator[memoryview]:
-    """The COPY data: batches prepared by ``WORKERS`` threads at once, kept in order."""
-    contexts: Queue[Context] = Queue()
-    for number in range(WORKERS):
-        contexts.put(ctx if number == 0 else ctx.for_another_thread())
-    sources = list(dict.fromkeys(f.source_name for f in ctx.layer.fields))
+    """The COPY data: the source read and sorted while the database gets ready (which
+    settles the ``context``), then batches prepared by ``WORKERS`` threads, in order."""
+    sources = list(dict.fromkeys(f.source_name for f in layer.fields))
     batches = spatially_ordered(reader.batches, sources)
     first = next(batches, None)
     if first is not None:
-        check_coordinates(first.geometry, reader.crs, ctx.layer.id)
+        check_coordinates(first.geometry, reader.crs, layer.id)
         batches = itertools.chain([first], batches)
+    contexts: Queue[Context] = Queue()
+    ctx = context.result()
+    for number in range(WORKERS):
+        contexts.put(ctx if number == 0 else ctx.for_another_thread())
     yield memoryview(pgbinary.HEADER)
     with ThreadPoolExecutor(WORKERS, thread_name_prefix="load-prepare") as pool:
         pending: deque[Future] = deque()
@@ -181,46 +183,58 @@ class _Failed:
         self.error = error
 
 
-def _ahead(items: Iterator[memoryview], depth: int = AHEAD) -> Iterator[memoryview]:
-    """``items`` produced by a thread of its own, up to ``depth`` ahead of the consumer.
-    Closing this generator stops the thread (after the batch in hand)."""
-    queue: Queue[memoryview | _Failed | None] = Queue(maxsize=depth)
-    stop = threading.Event()
+class _Ahead:
+    """The items of ``items``, produced from now on by a thread of its own, up to
+    ``depth`` ahead of the consumer. ``close()`` stops it (after the item in hand)."""
 
-    def put(item: memoryview | _Failed | None) -> None:
-        while not stop.is_set():
+    def __init__(self, items: Iterator[memoryview], depth: int = AHEAD) -> None:
+        self._queue: Queue[memoryview | _Failed | None] = Queue(maxsize=depth)
+        self._stop = threading.Event()
+        self._done = False
+        self._thread = threading.Thread(target=self._produce, args=(items,), daemon=True)
+        self._thread.start()
+
+    def _put(self, item: memoryview | _Failed | None) -> None:
+        while not self._stop.is_set():
             try:
-                queue.put(item, timeout=0.1)
+                self._queue.put(item, timeout=0.1)
                 return
             except Full:
                 pass
 
-    def produce() -> None:
+    def _produce(self, items: Iterator[memoryview]) -> None:
         try:
             for item in items:
-                put(item)
-                if stop.is_set():
+                self._put(item)
+                if self._stop.is_set():
                     return
         except BaseException as exc:  # handed to the consumer, raised there
-            put(_Failed(exc))
+            self._put(_Failed(exc))
         else:
-            put(None)
+            self._put(None)
 
-    thread = threading.Thread(target=produce, name="load-prepare", daemon=True)
-    thread.start()
-    try:
-        while (item := queue.get()) is not None:
-            if isinstance(item, _Failed):
-                raise item.error
-            yield item
-    finally:
-        stop.set()
-        while thread.is_alive():  # unblock a put waiting for room
+    def __iter__(self) -> "_Ahead":
+        return self
+
+    def __next__(self) -> memoryview:
+        if self._done:
+            raise StopIteration
+        item = self._queue.get()
+        if item is None or isinstance(item, _Failed):
+            self._done = True
+            if item is None:
+                raise StopIteration
+            raise item.error
+        return item
+
+    def close(self) -> None:
+        self._stop.set()
+        while self._thread.is_alive():  # unblock a put waiting for room
             try:
-                queue.get(timeout=0.1)
+                self._queue.get(timeout=0.1)
             except Empty:
                 pass
-        thread.join()
+        self._thread.join()
 
 
 def _write_rejects(rejects: list[Reject], path: Path) -> Path:
@@ -398,6 +412,8 @@ def load_layer(
         details: dict[str, object] = {"etag": local.etag, "last_modified": local.last_modified}
         rejects_file = reports_dir / f"{layer.id}-v{version}-rejects.csv"
         staging = f"{layer.table_name}__v{version}"
+        context: Future[Context] = Future()
+        chunks = _Ahead(_copy_chunks(reader, layer, context, tally, progress))
         try:
             _drop_retired(engine, layer, catalogue)
             with engine.begin() as conn:
@@ -405,10 +421,10 @@ def load_layer(
                     conn.execute(text(statement), {"layer": layer.id})
                 boundary = _boundary(conn, layer, catalogue)
                 ctx = Context(layer, reader.crs, shapely.from_wkb(boundary) if boundary else None)
+                context.set_result(ctx)
                 conn.execute(text(sql.drop_table(staging)))
                 conn.execute(text(sql.create_staging(staging, layer)))
                 columns = [layer.id_field, *(f.name for f in layer.fields), "geom"]
-                chunks = _ahead(_copy_chunks(reader, ctx, tally, progress))
                 stream = _CopyStream(chunks)
                 with conn.connection.driver_connection.cursor() as cursor:  # type: ignore[union-attr]
                     try:
@@ -452,6 +468,8 @@ def load_layer(
                 if catalogue:
                     _rebuild_derived(conn, layer, catalogue, run_by)
         except BaseException as exc:
+            context.cancel()  # the reading thread may wait for it
+            chunks.close()
             with engine.begin() as conn:
                 conn.execute(
                     text(sql.FAIL_VERSION),
