@@ -68,6 +68,11 @@ class Settings(BaseSettings):
     max_overflow: int = Field(10, ge=0, description="Extra connections under load.")
     pool_recycle: int = Field(1800, ge=-1, description="Seconds before a connection is renewed.")
 
+    # Vector tiles.
+    tile_cache_mb: int = Field(
+        128, ge=0, description="Memory for rendered vector tiles, per process (0: no cache)."
+    )
+
     @property
     def catalogue_path(self) -> Path:
         return self.catalogue_dir or PROJECT_DIR / "layers" / self.council
