@@ -364,8 +364,7 @@ def render_tile(
         thin=thinned(layer),
         affine=query.affine,
     )
-    with engine.begin() as conn:
-        conn.execute(text(tiles_sql.TILE_SETTINGS))
+    with engine.begin() as conn:  # one round trip: the settings, then the tile
         version, value = conn.execute(text(statement), query.params).one()
     return version, bytes(value) if value else b""
 

@@ -103,7 +103,7 @@ def tile(
     # Thinning happens before the transform and the encoding, so they run on the kept rows.
     # ST_AsMVT skips the rows whose geometry ST_AsMVTGeom clipped away (NULL); a WHERE on
     # it would be pushed into the scan and compute every geometry twice.
-    return f"""
+    return f"""{TILE_SETTINGS};
 WITH bounds AS (SELECT {_envelope(tms_srid, web_mercator)} AS box),
 candidates AS (
     SELECT {distinct}{", ".join(wanted)} FROM {table} t WHERE {conditions}{order}
