@@ -52,6 +52,7 @@ from loaders.pipeline import live_versions as loaded_versions
 from mapserver import tile_grids, tiles_sql
 from mapserver.access import Principal, principal
 from mapserver.features import JSON_TYPES
+from mapserver.features_query import COMMON
 from mapserver.ogc import MOUNT
 from mapserver.tile_cache import TileCache, TileKey
 from mapserver.tile_grids import MATRIX_SETS, MatrixSet, tile_geometry
@@ -182,7 +183,11 @@ def _accepts(accept: str, media_type: str) -> bool:
 
 
 def negotiate(request: Request, f: str | None, name: str, media_type: str) -> None:
-    """The only format of a resource: ``f`` names it, or Accept must admit it."""
+    """The only format of a resource: ``f`` names it, or Accept must admit it. No other
+    query parameter is taken (/req/core/query-param-unknown)."""
+    unknown = sorted(set(request.query_params) - COMMON)
+    if unknown:
+        raise InvalidParameter(f"unknown query parameter {', '.join(unknown)}")
     if f is not None:
         if f.lower() != name:
             raise InvalidParameter(f"f={f!r} is not offered here; use f={name}.")
