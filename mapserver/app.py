@@ -26,6 +26,7 @@ from mapserver.ogc import mount_pygeoapi
 from mapserver.ogc_metadata import CollectionProvenance
 from mapserver.ratelimit import RateLimit
 from mapserver.runtime import Runtime
+from mapserver.server_errors import ServerErrors
 from mapserver.tile_cache import TileCache
 
 NODE_MODULES = pages.FRONTEND_DIR / "node_modules"
@@ -106,5 +107,6 @@ def create_app(runtime: Runtime) -> FastAPI:
     )
     settings = runtime.settings
     app.add_middleware(RateLimit, per_ip=settings.rate_limit_ip, per_key=settings.rate_limit_key)
-    app.add_middleware(Authentication, keys=KeyStore(runtime.engine))  # outermost: runs first
+    app.add_middleware(Authentication, keys=KeyStore(runtime.engine))
+    app.add_middleware(ServerErrors)  # outermost: a clean 500 for whatever raises inside
     return app
