@@ -5,11 +5,15 @@
                                         [--gzip]
 
 One database (`mapserver_bench_ogc`) gets 200,000 synthetic street lights and 130,000 land
-parcels from loaders.synth, loaded by our loader. Three servers, one worker each, read it:
-ours (`mapserver run`), tipg (`uvicorn tipg.main:app`) and pygeoapi with its stock
-`PostgreSQL` provider. Each request type runs N times from C concurrent clients.
-Targets: ours/tipg median <= 1.0 on every request type, our tiles' median < 20 ms and
-pygeoapi/ours >= 3 on bbox queries. Exits 1 when one is missed.
+parcels from loaders.synth, loaded by our loader. Four servers, one worker each, read it:
+ours (`mapserver run`), ours again with its tile cache off (`ours-cold`: every tile request
+renders the tile, as the first request of a tile does; tiles only), tipg (`uvicorn
+tipg.main:app`) and pygeoapi with its stock `PostgreSQL` provider. Each request type runs
+N times from C concurrent clients.
+Targets: ours/tipg median <= 1.0 on every request type (for tiles: ours-cold, as tipg
+caches nothing), our tiles' median < 20 ms (ours, warm: the bench asks for five tiles over
+and over, as a map's users do) and pygeoapi/ours >= 3 on bbox queries. Exits 1 when one is
+missed. The cold tiles' median is printed against 20 ms too, for information.
 """
 
 import argparse
@@ -233,6 +237,7 @@ class Server:
     prefix: str  # of collection ids: tipg names them schema.table
     tile: str | None  # tile path after the collection, or None: no tiles
     health: str  # URL answering 200 once the server is ready
+    tiles_only: bool = False  # measured on tile requests only
     process: subprocess.Popen[bytes] | None = None
 
     def collection(self, layer: str) -> str:
@@ -278,17 +283,22 @@ def stop(server: Server) -> None:
         server.process.wait()
 
 
-def ours(url: str) -> tuple[Server, list[str], dict[str, str], Path]:
+def ours(url: str, cold: bool = False) -> tuple[Server, list[str], dict[str, str], Path]:
+    """Our service; ``cold``: with its tile cache off, every tile is rendered."""
     port = free_port()
+    name = "ours-cold" if cold else "ours"
     server = Server(
-        "ours",
+        name,
         f"http://127.0.0.1:{port}/ogc",
         "",
         "tiles/WebMercatorQuad/{z}/{y}/{x}",  # OGC: tileMatrix/tileRow/tileCol
         f"http://127.0.0.1:{port}/healthz",
+        tiles_only=cold,
     )
     args = [sys.executable, "-m", "mapserver.cli", "run", "--port", str(port), "--no-samples"]
-    env = clean_env(DATABASE_URL=url, MAPSERVER_STATE_DIR=str(RUN_DIR / "ours"))
+    env = clean_env(DATABASE_URL=url, MAPSERVER_STATE_DIR=str(RUN_DIR / name))
+    if cold:
+        env["MAPSERVER_TILE_CACHE_MB"] = "0"
     return server, args, env, PROJECT_DIR
 
 
@@ -771,7 +781,7 @@ async def concurrent(
 
 
 def progress(cell: Cell) -> None:
-    head = f"  {cell.layer:<14} {cell.kind:<11} {cell.server:<8}"
+    head = f"  {cell.layer:<14} {cell.kind:<11} {cell.server:<9}"
     if not cell.ok:
         print(f"{head} {cell.status or 'no answer'}", flush=True)
         return
@@ -800,6 +810,8 @@ async def measure_all(
             for kind in kinds:
                 row = []
                 for server in servers:  # each request type on all servers in turn: same drift
+                    if server.tiles_only and not kind.startswith("tile"):
+                        continue
                     cell = Cell(layer, kind, server.name)
                     row.append(cell)
                     expects = requests(server, layer, kind, ids[layer])
@@ -814,7 +826,7 @@ async def measure_all(
                         problems = [f"{expects[0].url}: {exc!r}"]
                     warnings += [f"{server.name} {layer} {kind}: {p}" for p in problems]
                     if cell.status:
-                        if server.name == "ours" and kind.startswith("tile"):
+                        if server.name.startswith("ours") and kind.startswith("tile"):
                             cell.status = f"n/a ({cell.status})"
                         progress(cell)
                         continue
@@ -850,7 +862,7 @@ def mismatches(row: list[Cell]) -> list[str]:
 
 def print_tables(cells: list[Cell], options: argparse.Namespace) -> None:
     header = (
-        f"{'layer':<14} {'request':<11} {'server':<8} {'n':>4} {'p50 ms':>8} {'p95 ms':>8} "
+        f"{'layer':<14} {'request':<11} {'server':<9} {'n':>4} {'p50 ms':>8} {'p95 ms':>8} "
         f"{'req/s':>7} {'1-client p50':>12} {'KB/resp':>8} {'server CPU':>10} {'db CPU':>7} "
         f"{'features':>8}"
     )
@@ -863,7 +875,7 @@ def print_tables(cells: list[Cell], options: argparse.Namespace) -> None:
     print(header)
     print("-" * len(header))
     for cell in cells:
-        head = f"{cell.layer:<14} {cell.kind:<11} {cell.server:<8}"
+        head = f"{cell.layer:<14} {cell.kind:<11} {cell.server:<9}"
         if not cell.ok:
             print(f"{head} {cell.status or 'no answer':>4}")
             continue
@@ -877,17 +889,22 @@ def print_tables(cells: list[Cell], options: argparse.Namespace) -> None:
         )
     print()
     header = (
-        f"{'layer':<14} {'request':<11} {'ours p50':>9} {'tipg p50':>9} {'pygeoapi p50':>12} "
-        f"{'ours/tipg':>9} {'pygeoapi/ours':>13} {'ours/tipg 1-client':>18}"
+        f"{'layer':<14} {'request':<11} {'ours p50':>9} {'cold p50':>9} {'tipg p50':>9} "
+        f"{'pygeoapi p50':>12} {'ours/tipg':>9} {'cold/tipg':>9} {'pygeoapi/ours':>13} "
+        f"{'ours/tipg 1-client':>18}"
     )
-    print("medians (ms) and ratios")
+    print(
+        "medians (ms) and ratios; tiles: ours = warm (tile cache on), cold = ours-cold (cache "
+        "off: every request renders its tile)"
+    )
     print(header)
     print("-" * len(header))
     for (layer, kind), row in grouped(cells).items():
         p50 = {name: f"{c.p50:.1f}" if c.ok else "n/a" for name, c in row.items()}
         print(
-            f"{layer:<14} {kind:<11} {p50.get('ours', ''):>9} {p50.get('tipg', ''):>9} "
-            f"{p50.get('pygeoapi', ''):>12} {ratio(row, 'ours', 'tipg'):>9} "
+            f"{layer:<14} {kind:<11} {p50.get('ours', ''):>9} {p50.get('ours-cold', ''):>9} "
+            f"{p50.get('tipg', ''):>9} {p50.get('pygeoapi', ''):>12} "
+            f"{ratio(row, 'ours', 'tipg'):>9} {ratio(row, 'ours-cold', 'tipg'):>9} "
             f"{ratio(row, 'pygeoapi', 'ours'):>13} {ratio(row, 'ours', 'tipg', True):>18}"
         )
 
@@ -908,33 +925,48 @@ def ratio(row: dict[str, Cell], top: str, bottom: str, sequential: bool = False)
     return f"{a.p50 / b.p50:.2f}"
 
 
-def targets(cells: list[Cell]) -> list[tuple[str, list[str]]]:
-    """(target, misses) for each target."""
+def _status(cell: Cell | None) -> str:
+    return cell.status if cell else "missing"
+
+
+def targets(cells: list[Cell]) -> list[tuple[str, list[str], bool]]:
+    """(target, misses, judged) for each target; not judged: printed for information."""
     rows = grouped(cells)
-    vs_tipg, tiles_, vs_pygeoapi = [], [], []
+    vs_tipg, warm, cold, vs_pygeoapi = [], [], [], []
     for (layer, kind), row in rows.items():
-        ours_, tipg_, pygeoapi_ = row.get("ours"), row.get("tipg"), row.get("pygeoapi")
+        tipg_, pygeoapi_ = row.get("tipg"), row.get("pygeoapi")
+        ours_ = row.get("ours")
+        # Tiles against tipg, which caches nothing: ours with our cache off.
+        judged = row.get("ours-cold") if kind.startswith("tile") else ours_
         name = f"{layer} {kind}"
         if tipg_ and tipg_.ok:
-            if not (ours_ and ours_.ok):
-                vs_tipg.append(f"{name} (ours {ours_.status if ours_ else 'missing'})")
-            elif ours_.p50 > MAX_RATIO_TIPG * tipg_.p50:
-                vs_tipg.append(f"{name} {ours_.p50 / tipg_.p50:.2f}")
+            if not (judged and judged.ok):
+                vs_tipg.append(f"{name} (ours {_status(judged)})")
+            elif judged.p50 > MAX_RATIO_TIPG * tipg_.p50:
+                vs_tipg.append(f"{name} {judged.p50 / tipg_.p50:.2f}")
         if kind.startswith("tile"):
-            if not (ours_ and ours_.ok):
-                tiles_.append(f"{name} ({ours_.status if ours_ else 'missing'})")
-            elif ours_.p50 >= MAX_TILE_P50_MS:
-                tiles_.append(f"{name} {ours_.p50:.1f} ms (1 client {ours_.sequential_p50:.1f})")
+            for misses, cell in ((warm, ours_), (cold, row.get("ours-cold"))):
+                if not (cell and cell.ok):
+                    misses.append(f"{name} ({_status(cell)})")
+                elif cell.p50 >= MAX_TILE_P50_MS:
+                    misses.append(f"{name} {cell.p50:.1f} ms (1 client {cell.sequential_p50:.1f})")
         if kind == "bbox-100" and pygeoapi_ and pygeoapi_.ok:
             if not (ours_ and ours_.ok):
-                vs_pygeoapi.append(f"{name} (ours {ours_.status if ours_ else 'missing'})")
+                vs_pygeoapi.append(f"{name} (ours {_status(ours_)})")
             elif pygeoapi_.p50 < MIN_RATIO_PYGEOAPI_BBOX * ours_.p50:
                 vs_pygeoapi.append(f"{name} {pygeoapi_.p50 / ours_.p50:.2f}x")
-    found = [(f"every request type ours/tipg median <= {MAX_RATIO_TIPG:.1f}", vs_tipg)]
+    found = [
+        (
+            f"every request type ours/tipg median <= {MAX_RATIO_TIPG:.1f} (tiles: cold)",
+            vs_tipg,
+            True,
+        )
+    ]
     if any(kind.startswith("tile") for _, kind in rows):
-        found.append((f"our tiles median < {MAX_TILE_P50_MS:.0f} ms", tiles_))
+        found.append((f"our tiles median < {MAX_TILE_P50_MS:.0f} ms (warm)", warm, True))
+        found.append((f"our tiles median < {MAX_TILE_P50_MS:.0f} ms (cold)", cold, False))
     if any(kind == "bbox-100" for _, kind in rows):
-        found.append((f"bbox: pygeoapi/ours >= {MIN_RATIO_PYGEOAPI_BBOX:.0f}x", vs_pygeoapi))
+        found.append((f"bbox: pygeoapi/ours >= {MIN_RATIO_PYGEOAPI_BBOX:.0f}x", vs_pygeoapi, True))
     return found
 
 
@@ -1027,6 +1059,7 @@ def main() -> int:
         try:
             for name, make in (
                 ("ours", lambda: ours(url)),
+                ("ours-cold", lambda: ours(url, cold=True)),
                 ("tipg", lambda: tipg(url)),
                 ("pygeoapi", lambda: pygeoapi(url, catalogue)),
             ):
@@ -1071,12 +1104,11 @@ def main() -> int:
     )
     print()
     missed = False
-    for target, misses in targets(cells):
-        missed |= bool(misses)
-        print(
-            f"{'FAIL' if misses else 'PASS'}: {target}"
-            + (f": {'; '.join(misses)}" if misses else "")
-        )
+    for target, misses, judged in targets(cells):
+        missed |= judged and bool(misses)
+        verdict = ("FAIL" if misses else "PASS") if judged else "INFO"
+        shown = f"{'missed' if misses else 'met'}: " if not judged else ""
+        print(f"{verdict}: {shown}{target}" + (f": {'; '.join(misses)}" if misses else ""))
     about = {"versions": versions, "rows": rows, "options": vars(options)}
     print(
         f"\nresults in {save(cells, warnings, about)}; {time.perf_counter() - began:.0f} s in all"

@@ -5,11 +5,15 @@
 
 For each layer and zoom it picks up to ``--tiles`` distinct WebMercatorQuad tiles under
 features drawn at random (seeded, so dense areas weigh more, as on a real map), warms the
-server's connection pool, then fetches each tile once (no cache: a fresh ETag each run is
-not needed, the server does not cache tiles) and prints the median and 90th percentile of
-the wall time and of the server's own ``Server-Timing``, with the median tile size and
-feature count. Target: p50 under 20 ms. The database is the server's (``DATABASE_URL``
-or the private cluster): the bench only reads feature positions from it.
+server's connection pool on other tiles, then fetches each tile twice: cold (the first
+request of the tile: the server renders it) and warm (from its tile cache). It prints, for
+each, the median and 90th percentile of the wall time and of the server's own
+``Server-Timing``, with the median tile size and feature count. The server's cache says
+whether it answered from it; first fetches it already had (a second run against the same
+server) are counted and shown: restart the server, or run it with
+``MAPSERVER_TILE_CACHE_MB=0``, for cold figures. Target: p50 under 20 ms. The database is
+the server's (``DATABASE_URL`` or the private cluster): the bench only reads feature
+positions from it.
 """
 
 import argparse
@@ -46,29 +50,43 @@ def percentile(values: list[float], q: float) -> float:
     return statistics.quantiles(values, n=100, method="inclusive")[int(q) - 1]
 
 
+def fetch(client: httpx.Client, path: str, tile: morecantile.Tile) -> dict[str, float | str]:
+    started = time.perf_counter()
+    response = client.get(path.format(z=tile.z, y=tile.y, x=tile.x))
+    wall = (time.perf_counter() - started) * 1000
+    response.raise_for_status()
+    timing = response.headers.get("server-timing", 'tile;desc="miss";dur=0')
+    decoded = mapbox_vector_tile.decode(response.content) if response.content else {}
+    return {
+        "wall": wall,
+        "server": float(timing.split("dur=")[1]),
+        "cache": "hit" if 'desc="hit"' in timing else "miss",
+        "size": len(response.content),
+        "features": sum(len(v["features"]) for v in decoded.values()),
+    }
+
+
 def run(url: str, layer: str, table: str, zoom: int, count: int, engine) -> None:  # noqa: ANN001
-    tiles = pick_tiles(engine, table, zoom, count)
-    walls, servers, sizes, features = [], [], [], []
+    tiles = pick_tiles(engine, table, zoom, count + 5)
+    warmup, tiles = tiles[:5], tiles[5:]
     with httpx.Client(base_url=url, timeout=60) as client:
         path = f"/ogc/collections/{layer}/tiles/WebMercatorQuad/{{z}}/{{y}}/{{x}}"
-        for tile in tiles[:5]:  # warm the pool's connections (PROJ set-up per connection)
+        for tile in warmup:  # warm the pool's connections (PROJ set-up per connection)
             client.get(path.format(z=tile.z, y=tile.y, x=tile.x))
-        for tile in tiles:
-            started = time.perf_counter()
-            response = client.get(path.format(z=tile.z, y=tile.y, x=tile.x))
-            walls.append((time.perf_counter() - started) * 1000)
-            response.raise_for_status()
-            timing = response.headers.get("server-timing", "tile;dur=0")
-            servers.append(float(timing.split("dur=")[1]))
-            sizes.append(len(response.content))
-            decoded = mapbox_vector_tile.decode(response.content) if response.content else {}
-            features.append(sum(len(v["features"]) for v in decoded.values()))
-    print(
-        f"{layer:16} z{zoom:<3} {len(tiles):3} tiles  wall p50 {statistics.median(walls):6.1f} ms"
-        f"  p90 {percentile(walls, 90):6.1f}  server p50 {statistics.median(servers):6.1f}"
-        f"  p90 {percentile(servers, 90):6.1f}  size p50 {statistics.median(sizes) / 1024:6.1f} KiB"
-        f"  features p50 {statistics.median(features):6.0f} max {max(features)}"
-    )
+        cold = [fetch(client, path, tile) for tile in tiles]
+        warm = [fetch(client, path, tile) for tile in tiles]
+    for name, answers in (("cold", cold), ("warm", warm)):
+        walls = [float(a["wall"]) for a in answers]
+        servers = [float(a["server"]) for a in answers]
+        hits = sum(a["cache"] == "hit" for a in answers)
+        print(
+            f"{layer:16} z{zoom:<3} {name} {len(tiles):3} tiles  wall p50 "
+            f"{statistics.median(walls):6.1f} ms  p90 {percentile(walls, 90):6.1f}  server p50 "
+            f"{statistics.median(servers):6.1f}  p90 {percentile(servers, 90):6.1f}  size p50 "
+            f"{statistics.median(float(a['size']) for a in answers) / 1024:6.1f} KiB  features "
+            f"p50 {statistics.median(float(a['features']) for a in answers):6.0f} max "
+            f"{max(float(a['features']) for a in answers):.0f}  cache hits {hits}"
+        )
 
 
 def main() -> None:

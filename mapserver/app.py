@@ -26,6 +26,8 @@ from mapserver.ogc import mount_pygeoapi
 from mapserver.ogc_metadata import CollectionProvenance
 from mapserver.ratelimit import RateLimit
 from mapserver.runtime import Runtime
+from mapserver.server_errors import ServerErrors
+from mapserver.tile_cache import TileCache
 
 NODE_MODULES = pages.FRONTEND_DIR / "node_modules"
 # URL prefix -> folder inside an npm package: served as they are, never from a CDN.
@@ -80,6 +82,7 @@ def create_app(runtime: Runtime) -> FastAPI:
     app.state.settings = runtime.settings
     app.state.engine = runtime.engine
     app.state.catalogue = runtime.catalogue
+    app.state.tile_cache = TileCache(runtime.settings.tile_cache_mb << 20)
     app.include_router(pages.router)
     app.include_router(health.router)
     app.include_router(layer_info.router)
@@ -104,5 +107,6 @@ def create_app(runtime: Runtime) -> FastAPI:
     )
     settings = runtime.settings
     app.add_middleware(RateLimit, per_ip=settings.rate_limit_ip, per_key=settings.rate_limit_key)
-    app.add_middleware(Authentication, keys=KeyStore(runtime.engine))  # outermost: runs first
+    app.add_middleware(Authentication, keys=KeyStore(runtime.engine))
+    app.add_middleware(ServerErrors)  # outermost: a clean 500 for whatever raises inside
     return app

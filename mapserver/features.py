@@ -171,7 +171,7 @@ async def items_by_post(request: Request, collection_id: str) -> Response:
     """A CQL2-JSON filter in the body (Part 3), with the other parameters in the query.
     Creating features (a GeoJSON body) is not offered."""
     if request.headers.get("content-type", "").startswith("application/geo+json"):
-        return ogc_error(OGCError(405, "MethodNotAllowed", "This collection cannot be edited."))
+        return read_only(request, collection_id)
     body = await request.body()
     try:
         if len(body) > MAX_FILTER_BYTES:
@@ -226,6 +226,33 @@ def _items(request: Request, collection_id: str, params: QueryParams) -> Respons
         media_type=GEOJSON,
         headers={"Content-Crs": f"<{query.crs.uri}>", **_private_headers(who)},
     )
+
+
+def read_only(request: Request, collection_id: str) -> JSONResponse:
+    """OGC API – Features Part 4 (create, replace, update, delete) is not offered: pygeoapi's
+    transactions have no access control of their own and trust the body's id over the URL's.
+    A collection the caller may not read is a 404, as for every other request."""
+    try:
+        readable(request, collection_id)
+    except OGCError as error:
+        return ogc_error(error)
+    response = ogc_error(OGCError(405, "MethodNotAllowed", "This collection cannot be edited."))
+    allow = "GET, POST" if request.url.path.endswith("/items") else "GET"
+    response.headers["Allow"] = allow
+    return response
+
+
+@router.api_route(MOUNT + "/collections/{collection_id}/items", methods=["PUT", "PATCH", "DELETE"])
+def items_read_only(request: Request, collection_id: str) -> JSONResponse:
+    return read_only(request, collection_id)
+
+
+@router.api_route(
+    MOUNT + "/collections/{collection_id}/items/{feature_id}",
+    methods=["POST", "PUT", "PATCH", "DELETE"],
+)
+def item_read_only(request: Request, collection_id: str, feature_id: str) -> JSONResponse:
+    return read_only(request, collection_id)
 
 
 @router.get(MOUNT + "/collections/{collection_id}/items/{feature_id}")

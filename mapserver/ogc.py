@@ -18,6 +18,7 @@ from sqlalchemy.engine import make_url
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from layers.catalogue import Catalogue
+from mapserver.ogc_params import KnownParameters
 from mapserver.settings import Settings
 
 MOUNT = "/ogc"
@@ -104,6 +105,6 @@ def mount_pygeoapi(app: FastAPI, settings: Settings, catalogue: Catalogue) -> No
 
     ogc_provider.install()
     starlette_app.APP.add_exception_handler(404, _not_found)
-    app.state.pygeoapi = starlette_app.APP
-    app.mount(MOUNT, starlette_app.APP)
+    app.state.pygeoapi = starlette_app.APP  # for our routes, which check their parameters
+    app.mount(MOUNT, KnownParameters(starlette_app.APP))
     app.add_middleware(LandingWithoutSlash)

@@ -14,8 +14,9 @@ from fastapi.responses import Response
 from analysis.processes import ROLE_INPUT
 from mapserver.access import principal
 from mapserver.features import ToPygeoapi, ogc_error
-from mapserver.features_query import OGCError, bad
+from mapserver.features_query import COMMON, OGCError, bad, unknown_parameters
 from mapserver.ogc import MOUNT
+from mapserver.ogc_params import allowed_parameters
 
 MAX_BODY = 1 << 20
 router = APIRouter(include_in_schema=False)
@@ -25,6 +26,7 @@ router = APIRouter(include_in_schema=False)
 async def execute(request: Request, process_id: str) -> Response:
     body = await request.body()
     try:
+        unknown_parameters(request.query_params, COMMON)
         if len(body) > MAX_BODY:
             raise OGCError(413, "PayloadTooLarge", "The execution request is too large.")
         try:
@@ -44,4 +46,8 @@ async def execute(request: Request, process_id: str) -> Response:
 async def jobs(request: Request) -> Response:
     if not principal(request).has("staff"):
         return ogc_error(OGCError(403, "Forbidden", "The list of jobs is for staff."))
+    try:
+        unknown_parameters(request.query_params, allowed_parameters("/jobs") or COMMON)
+    except OGCError as error:
+        return ogc_error(error)
     return ToPygeoapi(request.app.state.pygeoapi)

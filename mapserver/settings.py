@@ -64,9 +64,16 @@ class Settings(BaseSettings):
     )
 
     # Connection pool: one per process, long-lived (PostGIS pays PROJ set-up per connection).
-    pool_size: int = Field(5, ge=1, description="Pooled connections per process.")
+    pool_size: int = Field(
+        10, ge=1, description="Pooled connections per process (at least the concurrent requests)."
+    )
     max_overflow: int = Field(10, ge=0, description="Extra connections under load.")
     pool_recycle: int = Field(1800, ge=-1, description="Seconds before a connection is renewed.")
+
+    # Vector tiles.
+    tile_cache_mb: int = Field(
+        128, ge=0, description="Memory for rendered vector tiles, per process (0: no cache)."
+    )
 
     @property
     def catalogue_path(self) -> Path:

@@ -111,9 +111,10 @@ def bounds_in(bounds: Bounds, source: int, target: int) -> Bounds | None:
 
 def affine_fit(
     bounds: Bounds, source: int, target: int, tolerance: float
-) -> tuple[float, ...] | None:
+) -> tuple[tuple[float, ...], Bounds] | None:
     """``ST_Affine``'s ``a, b, d, e, xoff, yoff`` mapping CRS ``target`` to CRS ``source``
-    over ``bounds`` (in ``source``), fitted by least squares on a grid; None when a grid
+    over ``bounds`` (in ``source``), fitted by least squares on a grid, and the box of the
+    grid in ``target`` (the map being affine, its corners bound it); None when a grid
     point misses by more than ``tolerance`` (in ``source`` units)."""
     steps = np.linspace(0.0, 1.0, AFFINE_GRID)
     xs, ys = np.meshgrid(
@@ -131,7 +132,8 @@ def affine_fit(
     if not miss <= tolerance:
         return None
     coefficients = (a, b, d, e, c - a * e0 - b * n0, f - d * e0 - e * n0)
-    return tuple(float(v) for v in coefficients)
+    image = (float(es.min()), float(ns.min()), float(es.max()), float(ns.max()))
+    return tuple(float(v) for v in coefficients), image
 
 
 @dataclass(frozen=True)
@@ -151,12 +153,21 @@ def tile_geometry(tms_id: str, tile: morecantile.Tile, srid: int) -> TileGeometr
     xy = tms.tms.xy_bounds(tile)
     grow = (xy.right - xy.left) * BUFFER / EXTENT
     grown = (xy.left - grow, xy.bottom - grow, xy.right + grow, xy.top + grow)
-    candidates = bounds_in(grown, tms.srid, srid)
+    matrix = tms.tms.matrix(tile.z)
+    fitted = None
+    if tms.srid != srid and MAX_AFFINE_ERROR_PX > 0:
+        fitted = affine_fit(grown, tms.srid, srid, MAX_AFFINE_ERROR_PX * matrix.cellSize)
+    # An affine fit gives the box in the layer's CRS as well, without densified edges.
+    candidates = fitted[1] if fitted else bounds_in(grown, tms.srid, srid)
     if candidates is None:
         return None
-    matrix = tms.tms.matrix(tile.z)
     pixel = (candidates[2] - candidates[0]) / (matrix.tileWidth * (1 + 2 * BUFFER / EXTENT))
-    affine = None
-    if tms.srid != srid and MAX_AFFINE_ERROR_PX > 0:
-        affine = affine_fit(grown, tms.srid, srid, MAX_AFFINE_ERROR_PX * matrix.cellSize)
+    if fitted:  # a pixel more: the fit may be a fraction of one off
+        candidates = (
+            candidates[0] - pixel,
+            candidates[1] - pixel,
+            candidates[2] + pixel,
+            candidates[3] + pixel,
+        )
+    affine = fitted[0] if fitted else None
     return TileGeometry((xy.left, xy.bottom, xy.right, xy.top), candidates, pixel, affine)

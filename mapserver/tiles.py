@@ -18,11 +18,14 @@ field and its attributes are the fields the caller may read (``access.Principal.
 A layer the caller may not read answers 404 exactly like an unknown one. Each tile has an
 ``ETag`` from the layer's live version (so a reload changes it within ``VERSION_TTL_S``),
 the tile and the field set; a matching ``If-None-Match`` gets a 304 without the tile query.
+Rendered tiles are kept in a per-process cache under the same key (``tile_cache``), and
+only a miss runs the query, in the thread pool (the event loop keeps serving hits).
 A tile with no feature answers ``204 No Content`` (OGC API – Tiles /req/core/tc-error B
 allows it; Leaflet.VectorGrid, MapLibre and OpenLayers all draw it as an empty tile, and
 proxies see at once that there is nothing to store). Generalisation by zoom: lines and
 polygons are simplified by about a pixel and those under a pixel are left out; the points
-of ``large`` layers are thinned to one per ``THIN_CELL_PX`` square pixels.
+of ``large`` layers are thinned to one per ``THIN_CELL_PX`` square pixels (a 3 px
+marker's width: what is dropped is drawn over by its neighbour).
 """
 
 import hashlib
@@ -31,7 +34,7 @@ import logging
 import re
 import time
 from collections.abc import Callable, Coroutine
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import morecantile
@@ -42,13 +45,16 @@ from fastapi.routing import APIRoute
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError
+from starlette.concurrency import run_in_threadpool
 
 from layers.model import Layer, LayerField
 from loaders.pipeline import live_versions as loaded_versions
 from mapserver import tile_grids, tiles_sql
 from mapserver.access import Principal, principal
 from mapserver.features import JSON_TYPES
+from mapserver.features_query import COMMON
 from mapserver.ogc import MOUNT
+from mapserver.tile_cache import TileCache, TileKey
 from mapserver.tile_grids import MATRIX_SETS, MatrixSet, tile_geometry
 
 log = logging.getLogger(__name__)
@@ -57,12 +63,12 @@ MVT = "application/vnd.mapbox-vector-tile"
 JSON = "application/json"
 REL = "http://www.opengis.net/def/rel/ogc/1.0/"
 
-TILE_FORMAT = "mvt-1"  # part of every ETag (with the settings below): bump on SQL changes
+TILE_FORMAT = "mvt-2"  # part of every ETag (with the settings below): bump on SQL changes
 VERSION_TTL_S = 2.0  # live layer versions are re-read at most this often
 MAX_AGE_S = 60  # how long browsers and proxies may reuse a tile without asking
 SIMPLIFY_PX = 1.0  # simplification tolerance of lines and polygons, in pixels
 MIN_SIZE_PX = 1.0  # lines and polygons smaller than this (bounding box) are left out
-THIN_CELL_PX = 2.0  # large point layers: one point per square cell of this many pixels
+THIN_CELL_PX = 4.0  # large point layers: one point per square cell of this many pixels
 
 
 # --- errors: one table from exception to HTTP status and OGC exception code ----------
@@ -177,7 +183,11 @@ def _accepts(accept: str, media_type: str) -> bool:
 
 
 def negotiate(request: Request, f: str | None, name: str, media_type: str) -> None:
-    """The only format of a resource: ``f`` names it, or Accept must admit it."""
+    """The only format of a resource: ``f`` names it, or Accept must admit it. No other
+    query parameter is taken (/req/core/query-param-unknown)."""
+    unknown = sorted(set(request.query_params) - COMMON)
+    if unknown:
+        raise InvalidParameter(f"unknown query parameter {', '.join(unknown)}")
     if f is not None:
         if f.lower() != name:
             raise InvalidParameter(f"f={f!r} is not offered here; use f={name}.")
@@ -327,6 +337,7 @@ def tile_query(tms: MatrixSet, tile: morecantile.Tile, layer: Layer) -> TileQuer
         "tolerance": geometry.pixel * SIMPLIFY_PX,
         "min_size": geometry.pixel * MIN_SIZE_PX,
         "cell": geometry.pixel * THIN_CELL_PX,
+        "layer": layer.id,
     }
     if tms.web_mercator:
         params |= {"z": tile.z, "x": tile.x, "y": tile.y}
@@ -343,11 +354,13 @@ def thinned(layer: Layer) -> bool:
 
 def render_tile(
     engine: Engine, layer: Layer, fields: list[LayerField], tms: MatrixSet, tile: morecantile.Tile
-) -> bytes:
-    """The tile's MVT bytes; empty when no feature is in it."""
+) -> tuple[int | None, bytes]:
+    """The layer's live version and the tile's MVT bytes (empty when no feature is in it),
+    read in one snapshot."""
     query = tile_query(tms, tile, layer)
     if query is None:
-        return b""
+        with engine.connect() as conn:
+            return conn.execute(text(tiles_sql.LIVE_VERSION), {"layer": layer.id}).scalar(), b""
     statement = tiles_sql.tile(
         layer,
         fields,
@@ -356,10 +369,9 @@ def render_tile(
         thin=thinned(layer),
         affine=query.affine,
     )
-    with engine.begin() as conn:
-        conn.execute(text(tiles_sql.TILE_SETTINGS))
-        value = conn.execute(text(statement), query.params).scalar_one()
-    return bytes(value) if value else b""
+    with engine.begin() as conn:  # one round trip: the settings, then the tile
+        version, value = conn.execute(text(statement), query.params).one()
+    return version, bytes(value) if value else b""
 
 
 # --- caching ---------------------------------------------------------------------------
@@ -367,19 +379,26 @@ def render_tile(
 
 class LiveVersions:
     """Every layer's live version from ``app.layer_versions``, re-read at most every
-    ``VERSION_TTL_S`` seconds (one small query), so a reload changes ETags within that."""
+    ``VERSION_TTL_S`` seconds (one small query), so a reload changes ETags within that;
+    each reading is passed to the tile cache, which drops the tiles of changed layers."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, cache: TileCache) -> None:
         self.engine = engine
+        self.cache = cache
         self._read_at = float("-inf")
         self._versions: dict[str, int] = {}
 
+    @property
+    def stale(self) -> bool:
+        return time.monotonic() - self._read_at > VERSION_TTL_S
+
+    def refresh(self) -> None:
+        with self.engine.connect() as conn:
+            versions = {k: row.version for k, row in loaded_versions(conn).items()}
+        self._versions, self._read_at = versions, time.monotonic()
+        self.cache.observe(versions)
+
     def get(self, layer_id: str) -> int | None:
-        now = time.monotonic()
-        if now - self._read_at > VERSION_TTL_S:
-            with self.engine.connect() as conn:
-                self._versions = {k: row.version for k, row in loaded_versions(conn).items()}
-            self._read_at = now
         return self._versions.get(layer_id)
 
 
@@ -387,21 +406,26 @@ def live_versions(request: Request) -> LiveVersions:
     state = request.app.state
     versions = getattr(state, "tile_versions", None)
     if versions is None:
-        versions = state.tile_versions = LiveVersions(state.engine)
+        versions = state.tile_versions = LiveVersions(state.engine, state.tile_cache)
     return versions
 
 
-def tile_etag(
-    layer_id: str,
+def tile_key(
+    layer: Layer,
     version: int | None,
-    tms_id: str,
-    tile: morecantile.Tile,
     fields: list[LayerField],
-) -> str:
+    tms: MatrixSet,
+    tile: morecantile.Tile,
+) -> TileKey:
+    names = tuple(sorted(f.name for f in fields))
+    return TileKey(layer.id, version, names, tms.id, tile.z, tile.y, tile.x)
+
+
+def tile_etag(key: TileKey) -> str:
     settings = [SIMPLIFY_PX, MIN_SIZE_PX, THIN_CELL_PX, tile_grids.MAX_AFFINE_ERROR_PX]
-    key = [TILE_FORMAT, settings, layer_id, version, tms_id, tile.z, tile.x, tile.y]
-    key.append(sorted(f.name for f in fields))
-    digest = hashlib.sha256(json.dumps(key).encode()).hexdigest()[:32]
+    parts = [TILE_FORMAT, settings, key.layer, key.version, key.tms, key.z, key.x, key.y]
+    parts.append(list(key.fields))
+    digest = hashlib.sha256(json.dumps(parts).encode()).hexdigest()[:32]
     return f'W/"{digest}"'  # weak: equal tiles, not necessarily equal bytes
 
 
@@ -498,7 +522,7 @@ def tileset(request: Request, collection_id: str, tms_id: str, f: str | None = N
         304: {"description": "Not modified (If-None-Match)"},
     },
 )
-def vector_tile(
+async def vector_tile(
     request: Request,
     collection_id: str,
     tms_id: str,
@@ -513,13 +537,29 @@ def vector_tile(
     negotiate(request, f, "mvt", MVT)
     who = principal(request)
     fields = who.fields(layer)
-    version = live_versions(request).get(layer.id)
-    headers = cache_headers(tile_etag(layer.id, version, tms.id, tile, fields), layer, who)
+    versions = live_versions(request)
+    if versions.stale:
+        await run_in_threadpool(versions.refresh)
+    key = tile_key(layer, versions.get(layer.id), fields, tms, tile)
+    headers = cache_headers(tile_etag(key), layer, who)
     if etag_matches(request.headers.get("if-none-match"), headers["ETag"]):
         return Response(status_code=304, headers=headers)
+    cache: TileCache = request.app.state.tile_cache
     started = time.perf_counter()
-    body = render_tile(request.app.state.engine, layer, fields, tms, tile)
-    headers["Server-Timing"] = f"tile;dur={(time.perf_counter() - started) * 1000:.1f}"
+    body = cache.get(key)
+    outcome = "hit" if body is not None else "miss"
+    if body is None:
+        engine = request.app.state.engine
+
+        async def render() -> tuple[int | None, bytes]:
+            return await run_in_threadpool(render_tile, engine, layer, fields, tms, tile)
+
+        version, body = await (cache.render_once(key, render) if cache.max_bytes else render())
+        if version != key.version:  # loaded or rolled back since the versions were read
+            headers |= cache_headers(tile_etag(replace(key, version=version)), layer, who)
+    headers["Server-Timing"] = (
+        f'tile;desc="{outcome}";dur={(time.perf_counter() - started) * 1000:.1f}'
+    )
     if not body:
         return Response(status_code=204, headers=headers)
     return Response(body, media_type=MVT, headers=headers)

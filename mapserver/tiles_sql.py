@@ -13,6 +13,7 @@ A tile statement takes these parameters:
 - ``tolerance`` and ``min_size`` (lines and polygons), in the layer's units: simplification
   and the smallest feature kept, both about one pixel at the tile's zoom;
 - ``cell`` (thinned point layers): one point is kept per grid cell of that size;
+- ``layer``: the layer id, to read its live version in the tile's own snapshot;
 - ``a``, ``b``, ``d``, ``e``, ``xoff``, ``yoff`` (when ``affine``): the affine map from the
   layer's CRS to the tile's that ``tiles.py`` fitted for this tile and checked to be
   within a fraction of a pixel of the exact transformation (``ST_Transform`` costs about
@@ -32,6 +33,8 @@ TILE_SETTINGS = (
     "SELECT set_config('max_parallel_workers_per_gather', '0', true),"
     " set_config('jit', 'off', true)"
 )
+
+LIVE_VERSION = "SELECT version FROM app.layer_versions WHERE layer = :layer AND status = 'live'"
 
 # Columns whose types ST_AsMVT has no MVT value for are sent as ISO text.
 AS_TEXT = {"date", "datetime"}
@@ -66,12 +69,15 @@ def tile(
     thin: bool,
     affine: bool,
 ) -> str:
-    """One statement returning the tile as ``bytea`` (empty when no feature is in it).
+    """One statement returning the layer's live version and the tile as ``bytea`` (empty
+    when no feature is in it), both from the same snapshot, so a tile is never cached
+    under a version it was not read at.
 
     The MVT layer is named after the layer id; the feature id is the layer's id field and
     the attributes are exactly ``fields``.
     """
     table = f'{LAYER_SCHEMA}."{layer.table_name}"'
+    wanted = [f't."{layer.id_field}"', *(f't."{f.name}"' for f in fields), "t.geom"]
     columns = ", ".join([f't."{layer.id_field}"', *(_column(f) for f in fields)])
     candidates = f"t.geom && ST_MakeEnvelope(:fxmin, :fymin, :fxmax, :fymax, {layer.srid})"
     points = layer.geometry.endswith("Point")
@@ -97,14 +103,15 @@ def tile(
     # Thinning happens before the transform and the encoding, so they run on the kept rows.
     # ST_AsMVT skips the rows whose geometry ST_AsMVTGeom clipped away (NULL); a WHERE on
     # it would be pushed into the scan and compute every geometry twice.
-    return f"""
+    return f"""{TILE_SETTINGS};
 WITH bounds AS (SELECT {_envelope(tms_srid, web_mercator)} AS box),
 candidates AS (
-    SELECT {distinct}t.* FROM {table} t WHERE {conditions}{order}
+    SELECT {distinct}{", ".join(wanted)} FROM {table} t WHERE {conditions}{order}
 ),
 features AS (
     SELECT {columns}, {mvt_geometry} AS geom FROM candidates t, bounds
 )
-SELECT ST_AsMVT(features.*, '{layer.id}', {EXTENT}, 'geom', '{layer.id_field}')
+SELECT ({LIVE_VERSION}) AS version,
+    ST_AsMVT(features.*, '{layer.id}', {EXTENT}, 'geom', '{layer.id_field}') AS tile
 FROM features
 """

@@ -121,3 +121,46 @@ def test_layer_provenance_is_for_staff(client, keys, scalar):
         "SELECT count(*) FROM layers.libraries"
     )
     assert live[0]["source_uri"].endswith("stockport_libraries.geojson")
+
+
+WRITES = [
+    ("POST", "/ogc/collections/{id}/items"),
+    ("PUT", "/ogc/collections/{id}/items"),
+    ("DELETE", "/ogc/collections/{id}/items"),
+    ("POST", "/ogc/collections/{id}/items/{fid}"),
+    ("PUT", "/ogc/collections/{id}/items/{fid}"),
+    ("PATCH", "/ogc/collections/{id}/items/{fid}"),
+    ("DELETE", "/ogc/collections/{id}/items/{fid}"),
+]
+
+
+@pytest.mark.parametrize("role", [None, "emergency", "staff", "admin"])
+@pytest.mark.parametrize("layer", ["libraries", "hospitals"])
+def test_transactions_are_refused_for_everyone(client, engine, scalar, keys, layer, role):
+    """Features Part 4 is not offered: no create, replace, update or delete, by anyone."""
+    headers = {}
+    if role:
+        key = keys.get(role) or create_key(engine, f"test {role}", role)[1]
+        headers["X-API-Key"] = key
+    fid = scalar(f"SELECT min(fid) FROM layers.{layer}")
+    before = scalar(f"SELECT md5(string_agg(t::text, ',' ORDER BY fid)) FROM layers.{layer} t")
+    feature = {
+        "type": "Feature",
+        "id": fid + 1,  # pygeoapi's PUT took the id from the body
+        "geometry": {"type": "Point", "coordinates": [-2.16, 53.4]},
+        "properties": {"name": "Overwritten"},
+    }
+    readable = layer == "libraries" or role is not None
+    for method, path in WRITES:
+        response = client.request(
+            method,
+            path.format(id=layer, fid=fid),
+            json=feature,
+            headers={**headers, "Content-Type": "application/geo+json"},
+        )
+        assert response.status_code == (405 if readable else 404), (method, path, response.text)
+        assert response.json()["code"] == ("MethodNotAllowed" if readable else "NotFound")
+        if readable:
+            assert "PUT" not in response.headers["allow"]
+    after = scalar(f"SELECT md5(string_agg(t::text, ',' ORDER BY fid)) FROM layers.{layer} t")
+    assert after == before

@@ -132,3 +132,42 @@ def test_collections_link_their_tiles_and_conformance_says_so(client, base_url):
     assert tiles and tiles[0]["href"] == f"{base_url}/ogc/collections/libraries/tiles"
     conformance = client.get("/ogc/conformance", params={"f": "json"}).json()["conformsTo"]
     assert "http://www.opengis.net/spec/ogcapi-tiles-1/1.0/conf/mvt" in conformance
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/ogc",
+        "/ogc/",
+        "/ogc/conformance",
+        "/ogc/openapi",
+        "/ogc/collections",
+        "/ogc/collections/libraries",
+        "/ogc/collections/libraries/schema",
+        "/ogc/collections/libraries/queryables",
+        "/ogc/processes",
+        "/ogc/processes/features-near-location",
+        "/ogc/jobs/no-such-job",
+        "/ogc/jobs/no-such-job/results",
+        "/ogc/tileMatrixSets",
+        "/ogc/collections/libraries/tiles",
+        "/ogc/collections/libraries/tiles/WebMercatorQuad",
+    ],
+)
+def test_unknown_query_parameters_are_400_everywhere(client, path):
+    """/req/core/query-param-unknown, on pygeoapi's own paths as on ours."""
+    assert client.get(path, params={"f": "json", "lang": "en-GB"}).status_code in (200, 404)
+    response = client.get(path, params={"f": "json", "x": "1"})
+    assert response.status_code == 400, response.text
+    body = response.json()
+    assert body["code"] == "InvalidParameterValue" and "x" in body["description"]
+
+
+def test_unknown_query_parameters_of_a_tile_are_400(client):
+    response = client.get("/ogc/collections/libraries/tiles/WebMercatorQuad/0/0/0?v=2")
+    assert response.status_code == 400 and response.json()["code"] == "InvalidParameterValue"
+
+
+def test_documented_parameters_of_pygeoapi_paths_are_taken(client):
+    assert client.get("/ogc/processes", params={"limit": 1, "f": "json"}).status_code == 200
+    assert client.get("/ogc/openapi", params={"ui": "redoc"}).status_code == 200

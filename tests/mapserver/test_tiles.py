@@ -7,7 +7,7 @@ import morecantile
 import pytest
 from sqlalchemy import text
 
-from loaders.pipeline import load_layer
+from loaders.pipeline import load_layer, rollback_layer
 from loaders.samples import source_path
 from mapserver.access import create_key
 from mapserver.tiles import MVT, VERSION_TTL_S, tile_links
@@ -221,6 +221,27 @@ def test_etag_304_and_reload(client, engine, scalar, runtime, tmp_path):
         assert time.monotonic() < deadline, "the ETag did not change after the reload"
         time.sleep(0.2)
     assert reloaded.status_code == 200 and reloaded.headers["etag"] != etag
+    assert 'desc="miss"' in reloaded.headers["server-timing"]  # not the old version's tile
+
+    rollback_layer(engine, layer, runtime.catalogue)  # the first version is live again
+    deadline = time.monotonic() + VERSION_TTL_S + 3
+    while (back := client.get(path)).headers["etag"] != etag:
+        assert time.monotonic() < deadline, "the ETag did not come back after the rollback"
+        time.sleep(0.2)
+    assert back.content == first.content
+
+
+def test_tiles_are_served_from_the_cache(client, engine, staff_key):
+    tile = busiest_tile(engine, "pharmacies", 15)
+    path = tile_path("land_ownership", tile.z, tile.y, tile.x)
+    first, again = client.get(path), client.get(path)
+    assert 'desc="miss"' in first.headers["server-timing"]
+    assert 'desc="hit"' in again.headers["server-timing"]
+    assert again.content == first.content and again.headers["etag"] == first.headers["etag"]
+    # What the caller may see is part of the key: staff get their own tile, not this one.
+    staff = client.get(path, headers={"X-API-Key": staff_key})
+    assert 'desc="miss"' in staff.headers["server-timing"]
+    assert staff.content != first.content
 
 
 @pytest.mark.parametrize(
