@@ -71,6 +71,9 @@ ANALYZE siting_sites;
 STRAIGHT = """
 SELECT d.i, s.j FROM siting_demand d JOIN siting_sites s ON ST_DWithin(d.geom, s.geom, {reach})
 """
+COUNT_SITES = (
+    "SELECT count(*) FILTER (WHERE NOT fixed), count(*) FILTER (WHERE fixed) FROM siting_sites"
+)
 ARRAYS = "SELECT coalesce(array_agg(weight ORDER BY i), '{}') FROM siting_demand"
 SITE_ROWS = """
 SELECT j, fid, fixed, label, ST_X(ST_Transform(geom, 4326)), ST_Y(ST_Transform(geom, 4326)),
@@ -267,7 +270,9 @@ def _stage(conn: Connection, request: SitingRequest, who: Principal, area_ewkt: 
     )
     conditions = _where(request.demand, demand, who, request.demand_filter, "demand_filter")
     if clip is not None:
-        conditions.append(gf.ST_Intersects(demand.c.geom, gf.ST_Transform(clip, request.demand.srid)))
+        conditions.append(
+            gf.ST_Intersects(demand.c.geom, gf.ST_Transform(clip, request.demand.srid))
+        )
     conn.execute(
         source.insert().from_select(
             ["fid", "weight", "geom"],
@@ -290,7 +295,9 @@ def _stage(conn: Connection, request: SitingRequest, who: Principal, area_ewkt: 
     )  # fmt: skip
     sites.create(conn)
     candidates = table_of(request.candidates)
-    where = _where(request.candidates, candidates, who, request.candidate_filter, "candidate_filter")
+    where = _where(
+        request.candidates, candidates, who, request.candidate_filter, "candidate_filter"
+    )
     where += [_area_condition(candidates.c.geom, area, who) for area in request.within]
     where += [~_area_condition(candidates.c.geom, area, who) for area in request.outside]
     if clip is not None:
@@ -304,7 +311,9 @@ def _stage(conn: Connection, request: SitingRequest, who: Principal, area_ewkt: 
         sites.insert().from_select(
             ["fid", "fixed", "label", "geom"],
             sa.select(
-                candidates.c[request.candidates.id_field], sa.false(), label,
+                candidates.c[request.candidates.id_field],
+                sa.false(),
+                label,
                 gf.ST_Transform(candidates.c.geom, srid),
             ).where(*where),
         )  # fmt: skip
@@ -318,7 +327,9 @@ def _stage(conn: Connection, request: SitingRequest, who: Principal, area_ewkt: 
             sites.insert().from_select(
                 ["fid", "fixed", "label", "geom"],
                 sa.select(
-                    fixed.c[request.fixed.id_field], sa.true(), fixed_label,
+                    fixed.c[request.fixed.id_field],
+                    sa.true(),
+                    fixed_label,
                     gf.ST_Transform(fixed.c.geom, srid),
                 ).where(*where),
             )  # fmt: skip
@@ -397,9 +408,7 @@ def run_siting(
         progress(5, "Staging demand and candidate sites")
         _stage(conn, request, who, area)
         weights = np.asarray(conn.execute(text(ARRAYS)).scalar(), dtype=float)
-        counts = conn.execute(
-            text("SELECT count(*) FILTER (WHERE NOT fixed), count(*) FILTER (WHERE fixed) FROM siting_sites")
-        ).one()
+        counts = conn.execute(text(COUNT_SITES)).one()
         n_candidates, n_fixed = int(counts[0]), int(counts[1])
         n_demand, n_sites = len(weights), n_candidates + n_fixed
         if n_demand == 0:
@@ -460,7 +469,8 @@ def _result(
     chosen = solution.chosen
     fixed_js = np.flatnonzero(fixed)
     rows = conn.execute(
-        text(SITE_ROWS), {"js": [int(j) for j in np.r_[chosen, fixed_js]], "reach": request.distance_m}
+        text(SITE_ROWS),
+        {"js": [int(j) for j in np.r_[chosen, fixed_js]], "reach": request.distance_m},
     ).all()
     by_j = {row[0]: row for row in rows}
     routes = {}
@@ -510,7 +520,11 @@ def _result(
         features.append(
             _feature(_point(lon, lat), role="uncovered", feature_id=fid, weight=round(weight, 3))
         )
-    route_label = f"walking distance over the {request.network.title.lower()} (pgRouting)" if request.network else None
+    route_label = (
+        f"walking distance over the {request.network.title.lower()} (pgRouting)"
+        if request.network
+        else None
+    )
     return {
         "distance": {
             "metres": request.distance_m,
@@ -546,7 +560,9 @@ def _result(
         "p": request.p,
         "target_coverage": request.target_pct,
         "target_reached": solution.target_reached,
-        "coverage": {name: _coverage_figures(c, weights, fixed, chosen) for name, c in covers.items()},
+        "coverage": {
+            name: _coverage_figures(c, weights, fixed, chosen) for name, c in covers.items()
+        },
         "unreachable": {
             "weight": round(float(weights[unreachable].sum()), 3),
             "pct": round(100 * float(weights[unreachable].sum()) / total, 2) if total else 0.0,

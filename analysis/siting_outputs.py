@@ -39,8 +39,10 @@ def coverage_lines(result: dict[str, Any]) -> list[tuple[str, str, str, str]]:
         rows.append(
             (
                 "Route (walking network)" if name == "route" else "Straight line",
-                *(f"{figures[k]['pct']:.1f}% ({figures[k]['weight']:g})"
-                  for k in ("before", "after", "reachable")),
+                *(
+                    f"{figures[k]['pct']:.1f}% ({figures[k]['weight']:g})"
+                    for k in ("before", "after", "reachable")
+                ),
             )  # fmt: skip
         )
     return rows
@@ -101,14 +103,17 @@ def to_html(result: dict[str, Any], council: CouncilProfile) -> str:
         lon, lat = geometry["coordinates"]
         label = html.escape(str(props.get("label") or f"Feature {props.get('feature_id')}"))
         if role == "chosen":
-            text = f"{props['rank']}. {label}: +{props['gain_pct']:.2f}% (to {props['cumulative_pct']:.1f}%)"
+            gain, total = props["gain_pct"], props["cumulative_pct"]
+            text = f"{props['rank']}. {label}: +{gain:.2f}% (to {total:.1f}%)"
             radius, group = 7, layers["Chosen sites"]
         elif role == "fixed":
             text, radius, group = f"Existing: {label}", 5, layers["Existing sites"]
         else:
-            text, radius, group = f"Uncovered demand, weight {props['weight']:g}", 2, layers[
-                "Uncovered demand"
-            ]
+            text, radius, group = (
+                f"Uncovered demand, weight {props['weight']:g}",
+                2,
+                layers["Uncovered demand"],
+            )
         folium.CircleMarker(
             [lat, lon], radius=radius, color=COLOURS[role], fill=True, fill_opacity=0.9,
             weight=1, tooltip=text,
@@ -140,8 +145,11 @@ def to_html(result: dict[str, Any], council: CouncilProfile) -> str:
 def _mini_map(result: dict[str, Any], width: float, height: float) -> Drawing:
     drawing = Drawing(width, height)
     drawing.add(Rect(0, 0, width, height, strokeColor=colors.grey, fillColor=None))
-    points = [(f["properties"]["role"], *f["geometry"]["coordinates"])
-              for f in result["geojson"]["features"] if f["geometry"]["type"] == "Point"]  # fmt: skip
+    points = [
+        (f["properties"]["role"], *f["geometry"]["coordinates"])
+        for f in result["geojson"]["features"]
+        if f["geometry"]["type"] == "Point"
+    ]
     if not points:
         return drawing
     lons, lats = [p[1] for p in points], [p[2] for p in points]
@@ -167,34 +175,41 @@ def to_pdf(result: dict[str, Any], council: CouncilProfile) -> bytes:
                             title=f"{council.short_name}: defibrillator siting")  # fmt: skip
     styles = getSampleStyleSheet()
     small = styles["BodyText"].clone("small", fontSize=8, leading=10)
-    d, demand = result["distance"], result["demand"]
+    d, demand, candidates = result["distance"], result["demand"], result["candidates"]
+    solved = "optimal" if result["solver"]["optimal"] else "stopped at the time limit"
     when = datetime.now(UTC).strftime("%d %B %Y %H:%M UTC")
     intro = (
         f"{result['problem'].capitalize()}: {len(result['sites'])} new sites from "
-        f"{result['candidates']['count']} candidates ({html.escape(result['candidates']['layer'])}), "
+        f"{candidates['count']} candidates ({html.escape(candidates['layer'])}), "
         f"{result['fixed']['count']} existing sites kept. Demand: "
         f"{html.escape(demand['layer'])} ({demand['points']} points, weight "
         f"{html.escape(str(demand['weight_field'] or 'one per feature'))}, total "
         f"{demand['total_weight']:g}). Coverage within {d['metres']:g} m "
         f"(about {d['walking_time_s'] // 60} min {d['walking_time_s'] % 60} s on foot). "
         f"{html.escape(d['label'])}. Unreachable by any site: {result['unreachable']['pct']:.1f}%."
-        f" Solver: HiGHS, {'optimal' if result['solver']['optimal'] else 'stopped at the time limit'}."
+        f" Solver: HiGHS, {solved}."
     )
     table = Table(
         [("Distance", "Before", "After", "Reachable at most"), *coverage_lines(result)],
         hAlign="LEFT",
     )
-    table.setStyle(TableStyle([("FONTSIZE", (0, 0), (-1, -1), 8),
-                               ("GRID", (0, 0), (-1, -1), 0.3, colors.grey),
-                               ("BACKGROUND", (0, 0), (-1, 0), colors.HexColor("#f3f2f1"))]))  # fmt: skip
+    grid = [("GRID", (0, 0), (-1, -1), 0.3, colors.grey)]
+    table.setStyle(
+        TableStyle(
+            [
+                *grid,
+                ("FONTSIZE", (0, 0), (-1, -1), 8),
+                ("BACKGROUND", (0, 0), (-1, 0), colors.HexColor("#f3f2f1")),
+            ]
+        )  # fmt: skip
+    )
     rows = [("Rank", "Site", "Adds", "Cumulative")] + [
         (s["rank"], Paragraph(html.escape(str(s["label"] or s["feature_id"]))[:60], small),
          f"{s['gain_pct']:.2f}%", f"{s['cumulative_pct']:.1f}%")
         for s in result["sites"][:PDF_SITES]
     ]  # fmt: skip
     sites = Table(rows, colWidths=(12 * mm, 70 * mm, 20 * mm, 22 * mm), hAlign="LEFT")
-    sites.setStyle(TableStyle([("FONTSIZE", (0, 0), (-1, -1), 7),
-                               ("GRID", (0, 0), (-1, -1), 0.3, colors.grey)]))  # fmt: skip
+    sites.setStyle(TableStyle([*grid, ("FONTSIZE", (0, 0), (-1, -1), 7)]))
     more = len(result["sites"]) - PDF_SITES
     story = [
         Paragraph(html.escape(f"{council.short_name}: defibrillator siting"), styles["Heading1"]),
@@ -204,8 +219,11 @@ def to_pdf(result: dict[str, Any], council: CouncilProfile) -> bytes:
         Spacer(1, 3 * mm),
         table,
         Spacer(1, 3 * mm),
-        Table([[sites, _mini_map(result, 62 * mm, 80 * mm)]], hAlign="LEFT",
-              style=[("VALIGN", (0, 0), (-1, -1), "TOP")]),  # fmt: skip
+        Table(
+            [[sites, _mini_map(result, 62 * mm, 80 * mm)]],
+            hAlign="LEFT",
+            style=[("VALIGN", (0, 0), (-1, -1), "TOP")],
+        ),  # fmt: skip
     ]
     if more > 0:
         story.append(Paragraph(f"… and {more} more sites in the CSV and GeoJSON.", small))

@@ -49,6 +49,8 @@ def _rows(cover: Coverage, weights: np.ndarray, open_rows: np.ndarray, candidate
     keep = open_rows[cover.demand] & candidates[cover.site]
     demand, site = cover.demand[keep], cover.site[keep]
     used, column = np.unique(site, return_inverse=True)
+    if len(site) == 0:
+        return np.empty(0), np.zeros(1, dtype=np.int64), np.empty(0, dtype=np.int32), used
     order = np.lexsort((column, demand))
     demand, column = demand[order], column[order]
     starts = np.flatnonzero(np.r_[True, np.diff(demand) != 0])
@@ -89,7 +91,9 @@ def _run(
     lp = highspy.HighsLp()
     lp.num_col_, lp.num_row_ = n_x + n_y, n_y + 1
     maximise = p is not None
-    lp.col_cost_ = np.r_[np.zeros(n_x), row_weight] if maximise else np.r_[np.ones(n_x), np.zeros(n_y)]
+    lp.col_cost_ = (
+        np.r_[np.zeros(n_x), row_weight] if maximise else np.r_[np.ones(n_x), np.zeros(n_y)]
+    )
     lp.col_lower_ = np.zeros(n_x + n_y)
     lp.col_upper_ = np.ones(n_x + n_y)
     lp.sense_ = highspy.ObjSense.kMaximize if maximise else highspy.ObjSense.kMinimize
@@ -137,7 +141,9 @@ def rank(
     left = list(chosen)
     while left:
         open_pairs = ~covered[demand]
-        gain = np.bincount(site[open_pairs], weights=weights[demand[open_pairs]], minlength=cover.n_sites)
+        gain = np.bincount(
+            site[open_pairs], weights=weights[demand[open_pairs]], minlength=cover.n_sites
+        )
         best = max(left, key=lambda s: (gain[s], -s))
         if gain[best] <= 0:
             break
@@ -170,7 +176,7 @@ def solve(
     if target is not None:
         need = target * weights.sum() - weights[already].sum()
         reachable = row_weight.sum()
-        target_reached = need <= reachable * (1 + 1e-12)
+        target_reached = bool(need <= reachable * (1 + 1e-12))
         need = min(need, reachable)
     if len(row_weight) == 0 or p == 0 or (target is not None and need <= 0):
         picked, optimal, gap = np.empty(0, dtype=np.int64), True, 0.0

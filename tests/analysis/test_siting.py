@@ -15,7 +15,7 @@ from analysis.near import InputError
 from analysis.siting import run_siting
 from mapserver.access import Principal, create_key
 
-from .siting_helpers import lines, load, point_layer, points, with_layers, line_layer
+from .siting_helpers import line_layer, lines, load, point_layer, points, with_layers
 
 EXECUTE = "/ogc/processes/defibrillator-siting/execution"
 STAFF = Principal("staff")
@@ -83,8 +83,9 @@ def test_known_answer(engine, small):
 
 
 @pytest.mark.parametrize(
-    ("target", "sites", "reached"), [(5, [], True), (10, ["c1"], True), (15, ["c1"], True), (17, ["c1", "c2"], True),
-                                     (50, ["c1", "c2"], False)],
+    ("target", "sites", "reached"),
+    [(5, [], True), (10, ["c1"], True), (15, ["c1"], True), (17, ["c1", "c2"], True),
+     (50, ["c1", "c2"], False)],
 )  # fmt: skip
 def test_target_coverage_is_the_fewest_sites(engine, small, target, sites, reached):
     result = run_siting(
@@ -129,8 +130,10 @@ def random_instance(runtime, tmp_path_factory):
     engine = runtime.engine
     load(engine, tmp, demand, points(rng.uniform(0, 1500, (300, 2)), name=["d"] * 300,
                                      weight=rng.integers(1, 20, 300).astype(float)))  # fmt: skip
-    load(engine, tmp, candidates, points(rng.uniform(0, 1500, (40, 2)),
-                                         name=[f"c{k}" for k in range(40)], weight=[0] * 40))  # fmt: skip
+    names = [f"c{k}" for k in range(40)]
+    load(
+        engine, tmp, candidates, points(rng.uniform(0, 1500, (40, 2)), name=names, weight=[0] * 40)
+    )
     load(engine, tmp, fixed, points(rng.uniform(0, 1500, (4, 2)), name=["f"] * 4, weight=[0] * 4))
     ticks = range(0, 1501, 100)
     segments = [((x, y), (x + 100, y)) for x in ticks[:-1] for y in ticks] + [
@@ -308,7 +311,10 @@ def test_owslib_executes_the_process(base_url, staff_key, monkeypatch):
     result = api.execute("defibrillator-siting", inputs=STOCKPORT)
     result = result.get("outputs", [result])[0] if "outputs" in result else result
     assert len(result["sites"]) <= 3 and result["solver"]["optimal"]
-    assert result["coverage"]["route"]["after"]["pct"] <= result["coverage"]["straight"]["after"]["pct"]
+    assert (
+        result["coverage"]["route"]["after"]["pct"]
+        <= result["coverage"]["straight"]["after"]["pct"]
+    )
 
 
 def test_input_errors_are_clear(engine, runtime):
