@@ -13,10 +13,14 @@ from pygeoapi.process.base import BaseProcessor, ProcessorExecuteError
 from sqlalchemy.engine import Engine
 
 from analysis.near import MAX_DISTANCE_M, InputError, features_near
+from analysis.siting import run_siting
+from analysis.siting_outputs import FORMATS, render
 from layers.catalogue import Catalogue
 from mapserver.access import ROLES, Principal
 
 ROLE_INPUT = "access_role"
+# Processes only some roles may run (the gate answers 403 to the others).
+LEAST_ROLE = {"defibrillator-siting": "staff"}
 _bound: dict[str, Any] = {}
 
 
@@ -100,3 +104,152 @@ class FeaturesNearLocation(BaseProcessor):
         except InputError as exc:
             raise InvalidInput(user_msg=str(exc)) from None
         return "application/json", result
+
+
+SITING_METADATA: dict[str, Any] = {
+    "version": "1.0.0",
+    "id": "defibrillator-siting",
+    "title": "Defibrillator siting (maximal covering location)",
+    "description": (
+        "Where new public-access defibrillators would reach the most demand within a "
+        "distance (100 m by default) or walking time: either p new sites, or the fewest "
+        "sites reaching a target coverage. Existing sites are kept. Distance by route over "
+        "the walking network when one is loaded (reported beside straight-line coverage), "
+        "otherwise straight line. Solved exactly (HiGHS). For staff."
+    ),
+    "jobControlOptions": ["sync-execute", "async-execute"],
+    "keywords": ["defibrillators", "AED", "location-allocation", "MCLP", "set cover"],
+    "links": [],
+    "inputs": {
+        name: {
+            "title": title,
+            "description": description,
+            "schema": schema,
+            "minOccurs": 1 if name in ("demand_layer", "candidate_layer") else 0,
+            "maxOccurs": 1,
+        }
+        for name, title, description, schema in (
+            (
+                "demand_layer",
+                "Demand layer",
+                "Point or polygon layer (polygons become a grid of points sharing their weight).",
+                {"type": "string"},
+            ),
+            (
+                "weight_field",
+                "Weight field",
+                "A number field of the demand layer; none: every feature weighs 1.",
+                {"type": "string"},
+            ),
+            ("demand_filter", "Demand filter", "CQL2 text.", {"type": "string"}),
+            (
+                "demand_spacing",
+                "Grid spacing in polygons (m)",
+                "Default 100.",
+                {"type": "number", "minimum": 10, "maximum": 1000},
+            ),
+            ("candidate_layer", "Candidate sites", "Point layer.", {"type": "string"}),
+            (
+                "candidate_filter",
+                "Candidate filter",
+                "CQL2 text, e.g. access = '24/7'.",
+                {"type": "string"},
+            ),
+            (
+                "candidates_within",
+                "Candidates within",
+                'Polygon layers candidates must lie in, e.g. [{"layer": "council_owned_land"}].',
+                {"type": "array"},
+            ),
+            (
+                "candidates_outside",
+                "Candidates outside",
+                "Polygon layers candidates must avoid, "
+                'e.g. [{"layer": "flood_zones", "filter": "zone = \'3\'"}].',
+                {"type": "array"},
+            ),
+            ("label_field", "Label field", "Candidate field naming each site.", {"type": "string"}),
+            (
+                "fixed_layer",
+                "Existing sites",
+                "Point layer of sites kept (e.g. defibrillators).",
+                {"type": "string"},
+            ),
+            ("fixed_filter", "Existing sites filter", "CQL2 text.", {"type": "string"}),
+            (
+                "distance",
+                "Coverage distance (m)",
+                "Default 100.",
+                {"type": "number", "minimum": 1, "maximum": 2000},
+            ),
+            (
+                "walking_time",
+                "Walking time (s)",
+                "Instead of distance, at 1.33 m/s.",
+                {"type": "number", "minimum": 1, "maximum": 1503},
+            ),
+            (
+                "distance_type",
+                "Distance type",
+                "auto (route when a walking network is loaded), route or straight.",
+                {"type": "string", "enum": ["auto", "route", "straight"]},
+            ),
+            (
+                "p",
+                "New sites",
+                "How many new sites (or give target_coverage).",
+                {"type": "integer", "minimum": 0},
+            ),
+            (
+                "target_coverage",
+                "Target coverage (%)",
+                "The fewest new sites reaching it.",
+                {"type": "number", "minimum": 0.001, "maximum": 100},
+            ),
+            (
+                "area",
+                "Study area",
+                "GeoJSON polygon (CRS84) limiting demand and candidates.",
+                {"type": "object", "contentMediaType": "application/geo+json"},
+            ),
+            (
+                "format",
+                "Result format",
+                "json (default), geojson, csv, html (map) or pdf.",
+                {"type": "string", "enum": ["json", "geojson", "csv", "html", "pdf"]},
+            ),
+        )
+    },  # fmt: skip
+    "outputs": {
+        "result": {
+            "title": "Chosen sites, coverage before and after, uncovered demand",
+            "schema": {"type": "object", "contentMediaType": "application/json"},
+        }
+    },
+    "example": {
+        "inputs": {
+            "demand_layer": "lsoas",
+            "candidate_layer": "pharmacies",
+            "fixed_layer": "defibrillators",
+            "distance": 100,
+            "p": 10,
+        }
+    },
+}
+
+
+class DefibrillatorSiting(BaseProcessor):
+    def __init__(self, processor_def: dict) -> None:
+        super().__init__(processor_def, SITING_METADATA)
+
+    def execute(self, data: dict, outputs: dict | None = None) -> tuple[str, Any]:
+        who = caller(data)
+        inputs = {k: v for k, v in data.items() if k not in (ROLE_INPUT, "format")}
+        fmt = data.get("format", "json")
+        if fmt not in FORMATS:
+            raise InvalidInput(user_msg=f"format must be one of {', '.join(FORMATS)}")
+        try:
+            result = run_siting(_bound["engine"], _bound["catalogue"], who, inputs)
+        except InputError as exc:
+            raise InvalidInput(user_msg=str(exc)) from None
+        return render(result, fmt, _bound["catalogue"].council)

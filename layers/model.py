@@ -107,6 +107,9 @@ class Layer(Strict):
     )
     derived_from: Derived | None = None
     gazetteer: Gazetteer | None = None
+    network: Literal["walk"] | None = Field(
+        None, description="A line layer noded at junctions: routed distances use it (pgRouting)."
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> "Layer":
@@ -119,6 +122,8 @@ class Layer(Strict):
                 raise ValueError(f"{role} {getattr(self, role)!r} is not one of the fields")
         if self.gazetteer and self.gazetteer.field not in names:
             raise ValueError(f"gazetteer field {self.gazetteer.field!r} is not one of the fields")
+        if self.network and "LineString" not in self.geometry:
+            raise ValueError("a network layer must be of lines")
         if self.derived_from and self.source:
             raise ValueError("a derived layer has no source of its own")
         return self

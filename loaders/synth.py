@@ -38,6 +38,7 @@ GENERATORS: dict[str, Generator] = {
     "gullies": synth_streets.gullies,
     "defibrillators": synth_streets.defibrillators,
     "planning_applications": synth_streets.planning_applications,
+    "paths": synth_streets.paths,
     "land_ownership": synth_land.land_ownership,
     "flood_zones": synth_land.flood_zones,
     "conservation_areas": synth_land.conservation_areas,

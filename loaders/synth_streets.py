@@ -448,3 +448,38 @@ def defibrillators(world: World) -> gpd.GeoDataFrame:
         shapely.points(np.concatenate([host_xy, other_xy])),
         world.crs,
     )
+
+
+PATH_LINK_MAX_M = 400.0  # a street end further than this from any other street stays a dead end
+
+
+def paths(world: World) -> gpd.GeoDataFrame:
+    """The invented streets as a walking network: each street end joined by a footpath to
+    the nearest other street, everything split where lines cross (as OS Open Roads' links
+    are noded at junctions), and only the pieces inside the borough kept."""
+    streets = _streets(world)
+    ends = streets.start + streets.heading * streets.length[:, None]
+    lines = shapely.linestrings(np.stack([streets.start, ends], axis=1))
+    tree = shapely.STRtree(lines)
+    tips = shapely.points(np.concatenate([streets.start, ends]))
+    own = np.tile(np.arange(len(lines)), 2)
+    tip, other = tree.query(tips, predicate="dwithin", distance=PATH_LINK_MAX_M)
+    keep = other != own[tip]
+    tip, other = tip[keep], other[keep]
+    gap = shapely.distance(tips[tip], lines[other])
+    order = np.lexsort((gap, tip))
+    first = order[np.r_[True, np.diff(tip[order]) != 0]]  # nearest other street of each end
+    links = shapely.shortest_line(tips[tip[first]], lines[other[first]])
+    links = links[shapely.length(links) > 0.5]
+    pieces = shapely.get_parts(shapely.node(shapely.multilinestrings([*lines, *links])))
+    coords = shapely.get_coordinates(pieces)
+    counts = shapely.get_num_coordinates(pieces)
+    last = np.cumsum(counts) - 1
+    inside = world.inside(coords[last - counts + 1]) & world.inside(coords[last])
+    pieces = pieces[inside & (shapely.length(pieces) > 0.01)]
+    mid = shapely.line_interpolate_point(pieces, 0.5, normalized=True)
+    street = tree.query_nearest(mid, max_distance=0.01, all_matches=False)
+    name = np.full(len(pieces), "Footpath", dtype=object)
+    name[street[0]] = streets.name[street[1]]
+    kind = np.where(name == "Footpath", "footpath", "street").astype(object)
+    return frame({"name": name, "kind": kind}, shapely.set_precision(pieces, 0.01), world.crs)

@@ -7,7 +7,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 
-from analysis import processes
+from analysis import processes, siting_page
 from layers.pygeoapi_config import render_config
 from mapserver import (
     export,
@@ -89,6 +89,7 @@ def create_app(runtime: Runtime) -> FastAPI:
     app.include_router(login.router)
     app.include_router(search.router)
     app.include_router(export.router)
+    app.include_router(siting_page.router)
     # Before the pygeoapi mount, which would otherwise take every /ogc/… path.
     app.include_router(features.router)
     app.include_router(ogc_processes.router)

@@ -11,7 +11,7 @@ import json
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from analysis.processes import ROLE_INPUT
+from analysis.processes import LEAST_ROLE, ROLE_INPUT
 from mapserver.access import principal
 from mapserver.features import ToPygeoapi, ogc_error
 from mapserver.features_query import COMMON, OGCError, bad, unknown_parameters
@@ -25,6 +25,9 @@ router = APIRouter(include_in_schema=False)
 @router.post(MOUNT + "/processes/{process_id}/execution")
 async def execute(request: Request, process_id: str) -> Response:
     body = await request.body()
+    least = LEAST_ROLE.get(process_id)
+    if least and not principal(request).has(least):
+        return ogc_error(OGCError(403, "Forbidden", f"The process {process_id} is for {least}."))
     try:
         unknown_parameters(request.query_params, COMMON)
         if len(body) > MAX_BODY:
