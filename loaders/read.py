@@ -39,6 +39,7 @@ class Batch:
     columns: pa.Table  # source attribute columns
     geometry: np.ndarray  # shapely geometries (None where missing), in the source CRS
     rows: np.ndarray  # 1-based source row number of each row (int64)
+    wkb: pa.Array | None = None  # the geometries as the source gave them (GDAL's WKB)
 
 
 @dataclass
@@ -175,7 +176,8 @@ def _ogr_reader(path: Path, source: Source, source_crs: str | None) -> Reader:
                     wkb = table[geometry_column].to_numpy(zero_copy_only=False)
                     geoms = shapely.from_wkb(wkb, on_invalid="ignore")
                     rows = _numbered(row, table.num_rows)
-                    yield Batch(table.drop_columns([geometry_column]), geoms, rows)
+                    columns = table.drop_columns([geometry_column])
+                    yield Batch(columns, geoms, rows, table[geometry_column].combine_chunks())
                     row += table.num_rows
             except (DataSourceError, DataLayerError, pa.ArrowInvalid, OSError) as exc:
                 raise _unreadable(path, exc, row) from None
