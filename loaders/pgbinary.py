@@ -16,7 +16,10 @@ HEADER = b"PGCOPY\n\xff\r\n\x00" + bytes(8)  # signature, no flags, no header ex
 TRAILER = b"\xff\xff"
 PG_EPOCH_DAYS = 10_957  # from 1970-01-01 to 2000-01-01
 PG_EPOCH_US = PG_EPOCH_DAYS * 86_400 * 1_000_000
-EMPTY = pa.scalar(b"", pa.large_binary())
+# Built from buffers: pa.scalar() would import pandas (see loaders.deferred).
+EMPTY = pa.LargeBinaryArray.from_buffers(
+    pa.large_binary(), 1, [None, pa.py_buffer(bytes(16)), pa.py_buffer(b"")]
+)[0]
 
 
 def binary_array(data: np.ndarray, lengths: np.ndarray) -> pa.LargeBinaryArray:

@@ -17,6 +17,7 @@ import shapely
 from pyproj import CRS, Transformer
 
 from layers.model import Layer, LayerField
+from loaders import deferred
 from loaders.read import Batch
 from loaders.wkb import wkb
 from mapserver.errors import ServiceError
@@ -118,7 +119,7 @@ def check_coordinates(geoms: np.ndarray, crs: CRS, name: str) -> None:
 
 def _slow_coerce(values: "pd.Series", kind: str) -> tuple["pd.Series", "pd.Series"]:
     """Typed values and a mask of present values that do not fit the type."""
-    import pandas as pd  # only when a vectorised cast failed: a second off the common path
+    pd = deferred.pandas()  # only when a vectorised cast failed: off the common path
 
     present = values.notna() & (values.astype(str).str.strip() != "")
     if kind in ("integer", "number"):
@@ -151,6 +152,7 @@ def coerce(column: pa.ChunkedArray, spec: LayerField) -> tuple[pa.Array, np.ndar
         return typed, ok
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
         pass
+    deferred.pandas()  # before pyarrow's to_pandas
     typed, bad = _slow_coerce(column.to_pandas(), spec.type)
     if spec.type == "date":
         typed = typed.dt.date

@@ -3,8 +3,7 @@ geometries, never the whole file in memory (loaders.order holds a window of rows
 sort them).
 
 CSV files are parsed with pyarrow (their geometry comes from coordinate columns); every
-other format goes through GDAL with pyogrio's Arrow reader (imported only then: with
-the pandas it pulls in, a fifth of a second).
+other format goes through GDAL with pyogrio's Arrow reader (imported only then).
 """
 
 import re
@@ -22,6 +21,7 @@ from pyproj import CRS
 from pyproj.exceptions import CRSError
 
 from layers.model import Source
+from loaders import deferred
 from mapserver.errors import ServiceError
 
 # Small enough that preparing one batch overlaps PostgreSQL parsing the previous one.
@@ -126,8 +126,7 @@ def _numbers(column: pa.ChunkedArray) -> np.ndarray:
     try:
         return pc.cast(column, pa.float64()).to_numpy(zero_copy_only=False)
     except pa.ArrowInvalid:
-        import pandas as pd  # only for a batch with a bad value: off the common path
-
+        pd = deferred.pandas()  # only for a batch with a bad value: off the common path
         return pd.to_numeric(column.to_pandas(), errors="coerce").to_numpy(dtype=float)
 
 
