@@ -36,7 +36,8 @@ class Catalogue:
 
 def _read(path: Path, model: type[Layer] | type[CouncilProfile]) -> Layer | CouncilProfile:
     try:
-        document = yaml.safe_load(path.read_text(encoding="utf-8"))
+        # libyaml's safe loader: 8x faster, and every command reads the whole catalogue.
+        document = yaml.load(path.read_text(encoding="utf-8"), Loader=yaml.CSafeLoader)
         return model.model_validate(document)
     except yaml.YAMLError as exc:
         raise ServiceError(f"{path}: not valid YAML: {exc}") from None

@@ -73,11 +73,14 @@ def _sorted(window: list[Batch]) -> Iterator[Batch]:
     columns = pa.concat_tables([b.columns for b in window]).combine_chunks()  # one take each
     geoms = np.concatenate([b.geometry for b in window])
     rows = np.concatenate([b.rows for b in window])
+    wkb = pa.concat_arrays([b.wkb for b in window]) if window[0].wkb is not None else None
     window.clear()
     order = np.argsort(hilbert_keys(geoms), kind="stable")
     for start in range(0, len(order), BATCH_ROWS):
         take = order[start : start + BATCH_ROWS]
-        yield Batch(columns.take(take), geoms[take], rows[take])
+        yield Batch(
+            columns.take(take), geoms[take], rows[take], None if wkb is None else wkb.take(take)
+        )
 
 
 def spatially_ordered(batches: Iterator[Batch], columns: list[str]) -> Iterator[Batch]:
@@ -86,7 +89,7 @@ def spatially_ordered(batches: Iterator[Batch], columns: list[str]) -> Iterator[
     window: list[Batch] = []
     rows = coordinates = 0
     for batch in batches:
-        window.append(Batch(batch.columns.select(columns), batch.geometry, batch.rows))
+        window.append(Batch(batch.columns.select(columns), batch.geometry, batch.rows, batch.wkb))
         rows += len(batch.rows)
         coordinates += int(shapely.get_num_coordinates(batch.geometry).sum())
         if rows >= WINDOW_ROWS or coordinates >= WINDOW_COORDINATES:

@@ -16,10 +16,13 @@ HEADER = b"PGCOPY\n\xff\r\n\x00" + bytes(8)  # signature, no flags, no header ex
 TRAILER = b"\xff\xff"
 PG_EPOCH_DAYS = 10_957  # from 1970-01-01 to 2000-01-01
 PG_EPOCH_US = PG_EPOCH_DAYS * 86_400 * 1_000_000
-EMPTY = pa.scalar(b"", pa.large_binary())
+# Built from buffers: pa.scalar() would import pandas (see loaders.deferred).
+EMPTY = pa.LargeBinaryArray.from_buffers(
+    pa.large_binary(), 1, [None, pa.py_buffer(bytes(16)), pa.py_buffer(b"")]
+)[0]
 
 
-def _binary(data: np.ndarray, lengths: np.ndarray) -> pa.LargeBinaryArray:
+def binary_array(data: np.ndarray, lengths: np.ndarray) -> pa.LargeBinaryArray:
     """One binary value per row, from the rows' concatenated bytes and their lengths."""
     offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
     np.cumsum(lengths, out=offsets[1:])
@@ -45,10 +48,10 @@ def _fixed(values: np.ndarray, valid: np.ndarray, prefix: bytes) -> pa.LargeBina
     rows["value"] = values
     raw = rows.view(np.uint8).reshape(len(values), rows.dtype.itemsize)
     if valid.all():
-        return _binary(raw, np.full(len(values), rows.dtype.itemsize))
+        return binary_array(raw, np.full(len(values), rows.dtype.itemsize))
     keep = np.ones(raw.shape, dtype=bool)
     keep[~valid, -width:] = False
-    return _binary(raw[keep], np.where(valid, width, 0) + rows.dtype.itemsize - width)
+    return binary_array(raw[keep], np.where(valid, width, 0) + rows.dtype.itemsize - width)
 
 
 # Arrow type test, the integer type its values go through, and their binary form.
@@ -75,7 +78,7 @@ def _field(column: pa.Array, prefix: bytes) -> list[pa.Array]:
     lengths = pc.binary_length(data).fill_null(-1).to_numpy(zero_copy_only=False)
     heads = _records(prefix, lengths)
     size = np.full(len(column), heads.dtype.itemsize)
-    return [_binary(heads.view(np.uint8), size), data.fill_null(b"")]
+    return [binary_array(heads.view(np.uint8), size), data.fill_null(b"")]
 
 
 def encode(table: pa.Table) -> pa.Buffer:

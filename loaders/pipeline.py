@@ -326,8 +326,9 @@ def backfill_gazetteer(engine: Engine, catalogue: Catalogue) -> None:
     """Fill the search entries of layers loaded before they had any (an upgrade)."""
     with engine.begin() as conn:
         present = set(conn.execute(text("SELECT DISTINCT layer FROM app.gazetteer")).scalars())
+        loaded = live_versions(conn)  # an empty layer has no entries to add, at every start
         for layer in catalogue.layers.values():
-            if layer.gazetteer and layer.id not in present:
+            if layer.gazetteer and layer.id not in present and layer.id in loaded:
                 _rebuild_gazetteer(conn, layer)
 
 

@@ -17,8 +17,9 @@ import shapely
 from pyproj import CRS, Transformer
 
 from layers.model import Layer, LayerField
-from loaders.ewkb import ewkb
+from loaders import deferred
 from loaders.read import Batch
+from loaders.wkb import wkb
 from mapserver.errors import ServiceError
 
 if TYPE_CHECKING:
@@ -52,7 +53,7 @@ class Reject:
 
 @dataclass
 class PreparedBatch:
-    table: pa.Table  # id, fields..., geom (EWKB): the table's columns, in order
+    table: pa.Table  # id, fields..., geom (WKB): the table's columns, in order
     rejects: list[Reject] = field(default_factory=list)
     repaired: int = 0
     outside: int = 0
@@ -118,7 +119,7 @@ def check_coordinates(geoms: np.ndarray, crs: CRS, name: str) -> None:
 
 def _slow_coerce(values: "pd.Series", kind: str) -> tuple["pd.Series", "pd.Series"]:
     """Typed values and a mask of present values that do not fit the type."""
-    import pandas as pd  # only when a vectorised cast failed: a second off the common path
+    pd = deferred.pandas()  # only when a vectorised cast failed: off the common path
 
     present = values.notna() & (values.astype(str).str.strip() != "")
     if kind in ("integer", "number"):
@@ -151,6 +152,7 @@ def coerce(column: pa.ChunkedArray, spec: LayerField) -> tuple[pa.Array, np.ndar
         return typed, ok
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
         pass
+    deferred.pandas()  # before pyarrow's to_pandas
     typed, bad = _slow_coerce(column.to_pandas(), spec.type)
     if spec.type == "date":
         typed = typed.dt.date
@@ -160,10 +162,10 @@ def coerce(column: pa.ChunkedArray, spec: LayerField) -> tuple[pa.Array, np.ndar
 
 def _geometry(
     geoms: np.ndarray, ctx: Context, rejects: np.ndarray
-) -> tuple[np.ndarray, int, np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Geometries in the layer's CRS, checked against its type and the boundary (single
     parts in a Multi- layer are promoted later, when encoded); fills ``rejects``.
-    Returns the geometries, how many were repaired, and a mask of those outside."""
+    Returns the geometries and masks of those repaired and of those outside."""
     layer = ctx.layer
     missing = shapely.is_missing(geoms) | shapely.is_empty(geoms)
     rejects[missing] = "no geometry"
@@ -178,12 +180,10 @@ def _geometry(
         bad_coords[ok] = ~np.isfinite(shapely.bounds(geoms[ok])).all(axis=1)
         rejects[bad_coords] = "coordinates cannot be transformed to the layer's CRS"
         ok &= ~bad_coords
-    repaired = 0
+    invalid = np.zeros_like(ok)
     if not layer.geometry.endswith("Point") and ok.any():
-        invalid = ok.copy()
         invalid[ok] = ~shapely.is_valid(geoms[ok])
-        repaired = int(invalid.sum())
-        if repaired:
+        if invalid.any():
             dimension = DIMENSION[layer.geometry.removeprefix("Multi")]
             fixed = shapely.make_valid(geoms[invalid])
             fixed = np.array([_parts_of_dimension(g, dimension) for g in fixed], dtype=object)
@@ -202,7 +202,7 @@ def _geometry(
         if layer.outside_boundary == "reject":
             rejects[outside] = "outside the council boundary"
             ok &= ~outside
-    return geoms, repaired, outside
+    return geoms, invalid, outside
 
 
 def _parts_of_dimension(geom: shapely.Geometry, dimension: int) -> shapely.Geometry:
@@ -234,8 +234,11 @@ def prepare_batch(batch: Batch, ctx: Context) -> PreparedBatch:
         if reasons[i] != "field"
     ]
     keep = reasons == None  # noqa: E711 (element-wise)
-    # Single parts in a Multi- layer are promoted as they are encoded.
-    columns["geom"] = ewkb(geoms[keep], layer.srid, layer.geometry.startswith("Multi"))
+    # The source's WKB serves where the geometry is unchanged; single parts in a Multi-
+    # layer are promoted as they are encoded.
+    unchanged = ~repaired[keep] if ctx.transform is None else np.zeros(int(keep.sum()), bool)
+    source = batch.wkb.filter(pa.array(keep)) if batch.wkb is not None else None
+    columns["geom"] = wkb(geoms[keep], source, unchanged, layer.geometry.startswith("Multi"))
     table = pa.table(
         {name: (array if name == "geom" else array.filter(pa.array(keep)))
          for name, array in columns.items()}
@@ -243,6 +246,6 @@ def prepare_batch(batch: Batch, ctx: Context) -> PreparedBatch:
     return PreparedBatch(
         table=table,
         rejects=sorted(field_rejects + geometry_rejects, key=lambda r: r.row),
-        repaired=repaired,
+        repaired=int(repaired.sum()),
         outside=int(outside.sum()),
     )

@@ -3,8 +3,7 @@ geometries, never the whole file in memory (loaders.order holds a window of rows
 sort them).
 
 CSV files are parsed with pyarrow (their geometry comes from coordinate columns); every
-other format goes through GDAL with pyogrio's Arrow reader (imported only then: with
-the pandas it pulls in, a fifth of a second).
+other format goes through GDAL with pyogrio's Arrow reader (imported only then).
 """
 
 import re
@@ -22,6 +21,7 @@ from pyproj import CRS
 from pyproj.exceptions import CRSError
 
 from layers.model import Source
+from loaders import deferred
 from mapserver.errors import ServiceError
 
 # Small enough that preparing one batch overlaps PostgreSQL parsing the previous one.
@@ -39,6 +39,7 @@ class Batch:
     columns: pa.Table  # source attribute columns
     geometry: np.ndarray  # shapely geometries (None where missing), in the source CRS
     rows: np.ndarray  # 1-based source row number of each row (int64)
+    wkb: pa.Array | None = None  # the geometries as the source gave them (GDAL's WKB)
 
 
 @dataclass
@@ -125,8 +126,7 @@ def _numbers(column: pa.ChunkedArray) -> np.ndarray:
     try:
         return pc.cast(column, pa.float64()).to_numpy(zero_copy_only=False)
     except pa.ArrowInvalid:
-        import pandas as pd  # only for a batch with a bad value: off the common path
-
+        pd = deferred.pandas()  # only for a batch with a bad value: off the common path
         return pd.to_numeric(column.to_pandas(), errors="coerce").to_numpy(dtype=float)
 
 
@@ -175,7 +175,8 @@ def _ogr_reader(path: Path, source: Source, source_crs: str | None) -> Reader:
                     wkb = table[geometry_column].to_numpy(zero_copy_only=False)
                     geoms = shapely.from_wkb(wkb, on_invalid="ignore")
                     rows = _numbered(row, table.num_rows)
-                    yield Batch(table.drop_columns([geometry_column]), geoms, rows)
+                    columns = table.drop_columns([geometry_column])
+                    yield Batch(columns, geoms, rows, table[geometry_column].combine_chunks())
                     row += table.num_rows
             except (DataSourceError, DataLayerError, pa.ArrowInvalid, OSError) as exc:
                 raise _unreadable(path, exc, row) from None

@@ -18,6 +18,7 @@ from sqlalchemy import text
 
 from layers.catalogue import load_catalogue
 from loaders import sql
+from loaders.deferred import pandas_deferred
 from loaders.pipeline import (
     LoadResult,
     default_run_by,
@@ -115,6 +116,9 @@ class _ProgressBar:
     """Rows read, rate and ETA on stderr; silent with --quiet."""
 
     def __init__(self, label: str, quiet: bool) -> None:
+        self.progress = None
+        if quiet:  # nor is rich imported: a tenth of a second
+            return
         from rich.console import Console
         from rich.progress import (
             BarColumn,
@@ -127,19 +131,23 @@ class _ProgressBar:
         self.progress = Progress(
             TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
             TextColumn("rows"), TextColumn("{task.fields[rate]}"), TimeRemainingColumn(),
-            console=Console(stderr=True), transient=True, disable=quiet,
+            console=Console(stderr=True), transient=True,
         )  # fmt: skip
         self.task = self.progress.add_task(label, total=None, rate="")
         self.started = time.monotonic()
 
     def __enter__(self) -> "_ProgressBar":
-        self.progress.start()
+        if self.progress:
+            self.progress.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.progress.stop()
+        if self.progress:
+            self.progress.stop()
 
     def __call__(self, done: int, total: int | None) -> None:
+        if not self.progress:
+            return
         rate = done / max(time.monotonic() - self.started, 1e-6)
         self.progress.update(self.task, completed=done, total=total, rate=f"{rate:,.0f}/s")
 
@@ -162,7 +170,7 @@ def load(
     runtime = runtime_.start(get_settings())
     try:
         layer = runtime.catalogue.layer(layer_id)
-        with _ProgressBar(f"Loading {layer.id}", quiet) as bar:
+        with pandas_deferred(), _ProgressBar(f"Loading {layer.id}", quiet) as bar:
             result = load_layer(
                 runtime.engine, layer, source_path(source),
                 reports_dir=runtime.settings.state_dir / "loads", catalogue=runtime.catalogue,

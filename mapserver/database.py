@@ -4,6 +4,7 @@ PostGIS pays 35-90 ms of PROJ set-up on the first transform in each new connecti
 so connections are pooled and kept (recycled every ``pool_recycle`` seconds).
 """
 
+import re
 from pathlib import Path
 
 from sqlalchemy import create_engine, text
@@ -17,6 +18,8 @@ from mapserver.settings import Settings
 APP_SCHEMA = "app"
 LAYER_SCHEMA = "layers"
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+REVISION = re.compile(r"""^revision\s*=\s*["'](\w+)["']\s*$""", re.M)
+DOWN_REVISION = re.compile(r"""^down_revision\s*=\s*(?:["'](\w+)["']|None)\s*$""", re.M)
 
 
 def private_cluster(settings: Settings) -> PrivateCluster:
@@ -64,8 +67,35 @@ def check_connection(engine: Engine) -> None:
         ) from None
 
 
+def _heads() -> set[str] | None:
+    """The newest revisions, read from the migration files (None when one is not in the
+    plain form): a check at each start that costs no import of alembic and every migration."""
+    revisions, parents = set(), set()
+    for path in (MIGRATIONS_DIR / "versions").glob("*.py"):
+        source = path.read_text(encoding="utf-8")
+        revision, down = REVISION.search(source), DOWN_REVISION.search(source)
+        if not revision or not down:
+            return None
+        revisions.add(revision.group(1))
+        parents.add(down.group(1))
+    return (revisions - parents) or None
+
+
+def _at_head(engine: Engine) -> bool:
+    heads = _heads()
+    if heads is None:
+        return False
+    with engine.connect() as conn:
+        if conn.execute(text(f"SELECT to_regclass('{APP_SCHEMA}.alembic_version')")).scalar():
+            current = conn.execute(text(f"SELECT version_num FROM {APP_SCHEMA}.alembic_version"))
+            return set(current.scalars()) == heads
+    return False
+
+
 def migrate(engine: Engine) -> None:
     """Bring the app schema to the newest migration (extensions, schemas, app tables)."""
+    if _at_head(engine):
+        return
     from alembic import command  # a tenth of a second: only when migrating
     from alembic.config import Config
 

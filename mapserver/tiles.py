@@ -388,9 +388,17 @@ class LiveVersions:
         self._read_at = float("-inf")
         self._versions: dict[str, int] = {}
 
-    @property
-    def stale(self) -> bool:
-        return time.monotonic() - self._read_at > VERSION_TTL_S
+    async def fresh(self) -> None:
+        """Re-read when due, in the thread pool; requests arriving meanwhile go on with the
+        versions read before (a tile rendered meanwhile carries the version it was read at)."""
+        if time.monotonic() - self._read_at <= VERSION_TTL_S:
+            return
+        self._read_at = time.monotonic()
+        try:
+            await run_in_threadpool(self.refresh)
+        except BaseException:
+            self._read_at = float("-inf")
+            raise
 
     def refresh(self) -> None:
         with self.engine.connect() as conn:
@@ -538,8 +546,7 @@ async def vector_tile(
     who = principal(request)
     fields = who.fields(layer)
     versions = live_versions(request)
-    if versions.stale:
-        await run_in_threadpool(versions.refresh)
+    await versions.fresh()
     key = tile_key(layer, versions.get(layer.id), fields, tms, tile)
     headers = cache_headers(tile_etag(key), layer, who)
     if etag_matches(request.headers.get("if-none-match"), headers["ETag"]):

@@ -2,10 +2,19 @@
 emptied of a layer's tiles when its live version changes, one rendering per missed tile."""
 
 import asyncio
+from collections.abc import Coroutine
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import pytest
 
 from mapserver.tile_cache import ENTRY_OVERHEAD, TileCache, TileKey
+
+
+def run(coroutine: Coroutine[Any, Any, Any]) -> Any:  # noqa: ANN401
+    """asyncio.run in a thread of its own: the browser tests leave a loop in this one."""
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, coroutine).result()
 
 
 def key(layer: str = "lights", version: int | None = 1, x: int = 0, fields=("a",)) -> TileKey:
@@ -63,7 +72,7 @@ def test_concurrent_misses_render_once_and_store_the_version_read():
     async def main() -> list[tuple[int | None, bytes]]:
         return await asyncio.gather(*(cache.render_once(key(version=1), render) for _ in range(5)))
 
-    assert asyncio.run(main()) == [(2, b"tile")] * 5
+    assert run(main()) == [(2, b"tile")] * 5
     assert renders == 1 and cache.stats().coalesced == 4
     assert cache.get(key(version=2)) == b"tile" and cache.get(key(version=1)) is None
 
@@ -78,5 +87,5 @@ def test_a_failed_rendering_is_not_cached():
         await cache.render_once(key(), broken)
 
     with pytest.raises(RuntimeError, match="database gone"):
-        asyncio.run(main())
+        run(main())
     assert cache.stats().entries == 0
