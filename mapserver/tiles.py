@@ -23,6 +23,11 @@ allows it; Leaflet.VectorGrid, MapLibre and OpenLayers all draw it as an empty t
 proxies see at once that there is nothing to store). Generalisation by zoom: lines and
 polygons are simplified by about a pixel and those under a pixel are left out; the points
 of ``large`` layers are thinned to one per ``THIN_CELL_PX`` square pixels.
+
+A tile request may carry ``filter`` (CQL2 text, or JSON with ``filter-lang=cql2-json``,
+geometries in CRS84), checked and translated exactly as for items (``mapserver.cql``): the
+map draws a filtered large layer from the same tiles, with the filter applied before
+thinning. The filter is part of the ETag.
 """
 
 import hashlib
@@ -35,11 +40,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import morecantile
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from sqlalchemy import text
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError
 
@@ -47,7 +53,9 @@ from layers.model import Layer, LayerField
 from loaders.pipeline import live_versions as loaded_versions
 from mapserver import tile_grids, tiles_sql
 from mapserver.access import Principal, principal
+from mapserver.cql import FilterError, Translator, parse, to_sql
 from mapserver.features import JSON_TYPES
+from mapserver.features_sql import table_of
 from mapserver.ogc import MOUNT
 from mapserver.tile_grids import MATRIX_SETS, MatrixSet, tile_geometry
 
@@ -337,12 +345,48 @@ def tile_query(tms: MatrixSet, tile: morecantile.Tile, layer: Layer) -> TileQuer
     return TileQuery(params, geometry.affine is not None)
 
 
+@dataclass(frozen=True)
+class TileFilter:
+    tree: dict  # the CQL2 JSON, for the ETag
+    sql: str  # a condition on the candidates' alias ``t``, with named parameters
+    params: dict[str, Any]
+
+
+# Named parameters (":name"), as the rest of the tile statement's ``text()`` uses.
+_NAMED = postgresql.psycopg2.dialect(paramstyle="named")
+
+
+def tile_filter(
+    raw: str | None, language: str, layer: Layer, fields: list[LayerField]
+) -> TileFilter | None:
+    """The request's ``filter`` over the fields the caller may see, or None."""
+    if raw is None:
+        return None
+    if language not in ("cql2-text", "cql2-json"):
+        raise InvalidParameter("filter-lang must be cql2-text or cql2-json")
+    table = table_of(layer).alias("t")
+    columns = {f.name: table.c[f.name] for f in fields}
+    columns[layer.id_field] = table.c[layer.id_field]
+    try:
+        tree = parse(raw, language)
+        condition = to_sql(tree, Translator(columns, table.c.geom, layer.srid, 4326))
+    except FilterError as exc:
+        raise InvalidParameter(str(exc)) from None
+    compiled = condition.compile(dialect=_NAMED, compile_kwargs={"render_postcompile": True})
+    return TileFilter(tree, str(compiled), dict(compiled.params))
+
+
 def thinned(layer: Layer) -> bool:
     return layer.large and layer.geometry.endswith("Point")
 
 
 def render_tile(
-    engine: Engine, layer: Layer, fields: list[LayerField], tms: MatrixSet, tile: morecantile.Tile
+    engine: Engine,
+    layer: Layer,
+    fields: list[LayerField],
+    tms: MatrixSet,
+    tile: morecantile.Tile,
+    where: TileFilter | None = None,
 ) -> bytes:
     """The tile's MVT bytes; empty when no feature is in it."""
     query = tile_query(tms, tile, layer)
@@ -355,10 +399,12 @@ def render_tile(
         web_mercator=tms.web_mercator,
         thin=thinned(layer),
         affine=query.affine,
+        where=where.sql if where else None,
     )
+    params = query.params | (where.params if where else {})
     with engine.begin() as conn:
         conn.execute(text(tiles_sql.TILE_SETTINGS))
-        value = conn.execute(text(statement), query.params).scalar_one()
+        value = conn.execute(text(statement), params).scalar_one()
     return bytes(value) if value else b""
 
 
@@ -397,10 +443,12 @@ def tile_etag(
     tms_id: str,
     tile: morecantile.Tile,
     fields: list[LayerField],
+    where: TileFilter | None = None,
 ) -> str:
     settings = [SIMPLIFY_PX, MIN_SIZE_PX, THIN_CELL_PX, tile_grids.MAX_AFFINE_ERROR_PX]
     key = [TILE_FORMAT, settings, layer_id, version, tms_id, tile.z, tile.x, tile.y]
     key.append(sorted(f.name for f in fields))
+    key.append(where.tree if where else None)
     digest = hashlib.sha256(json.dumps(key).encode()).hexdigest()[:32]
     return f'W/"{digest}"'  # weak: equal tiles, not necessarily equal bytes
 
@@ -506,6 +554,8 @@ def vector_tile(
     tile_row: str,
     tile_col: str,
     f: str | None = None,
+    filter: str | None = Query(None, description="CQL2 filter on the features drawn"),  # noqa: A002
+    filter_lang: str = Query("cql2-text", alias="filter-lang"),
 ) -> Response:
     layer = readable_layer(request, collection_id)
     tms = matrix_set(tms_id)
@@ -513,12 +563,14 @@ def vector_tile(
     negotiate(request, f, "mvt", MVT)
     who = principal(request)
     fields = who.fields(layer)
+    where = tile_filter(filter, filter_lang, layer, fields)
     version = live_versions(request).get(layer.id)
-    headers = cache_headers(tile_etag(layer.id, version, tms.id, tile, fields), layer, who)
+    etag = tile_etag(layer.id, version, tms.id, tile, fields, where)
+    headers = cache_headers(etag, layer, who)
     if etag_matches(request.headers.get("if-none-match"), headers["ETag"]):
         return Response(status_code=304, headers=headers)
     started = time.perf_counter()
-    body = render_tile(request.app.state.engine, layer, fields, tms, tile)
+    body = render_tile(request.app.state.engine, layer, fields, tms, tile, where)
     headers["Server-Timing"] = f"tile;dur={(time.perf_counter() - started) * 1000:.1f}"
     if not body:
         return Response(status_code=204, headers=headers)

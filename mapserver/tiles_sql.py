@@ -65,11 +65,13 @@ def tile(
     web_mercator: bool,
     thin: bool,
     affine: bool,
+    where: str | None = None,
 ) -> str:
     """One statement returning the tile as ``bytea`` (empty when no feature is in it).
 
     The MVT layer is named after the layer id; the feature id is the layer's id field and
-    the attributes are exactly ``fields``.
+    the attributes are exactly ``fields``. ``where`` is a further condition on the table's
+    alias ``t`` (a translated CQL2 filter, its values as named parameters).
     """
     table = f'{LAYER_SCHEMA}."{layer.table_name}"'
     columns = ", ".join([f't."{layer.id_field}"', *(_column(f) for f in fields)])
@@ -85,6 +87,8 @@ def tile(
             f"{candidates} AND greatest(ST_XMax(t.geom) - ST_XMin(t.geom),"
             " ST_YMax(t.geom) - ST_YMin(t.geom)) >= :min_size"
         )
+    if where:
+        conditions = f"{conditions} AND ({where})"
     distinct = order = ""
     if thin:
         cell = "floor(ST_XMin(t.geom) / :cell), floor(ST_YMin(t.geom) / :cell)"  # multipoints too

@@ -12,12 +12,12 @@ GEOD = Geod(ellps="WGS84")
 BNG_TO_LONLAT = Transformer.from_crs(27700, 4326, always_xy=True)
 
 CENTRE = """async () => {
-  const { map } = await import('/static/js/map.js');
+  const { map } = await import('/static/js/mappage.js');
   const c = map.getCenter();
   return [c.lng, c.lat, map.getZoom()];
 }"""
 TO_LATLNG = """async (points) => {
-  const { map } = await import('/static/js/map.js');
+  const { map } = await import('/static/js/mappage.js');
   return points.map(([x, y]) => {
     const p = map.containerPointToLatLng([x, y]);
     return [p.lng, p.lat];

@@ -3,7 +3,7 @@
 // conditions, rows to select (highlighted on the map) and downloads of the same selection
 // through /api/export. Which fields appear is the API's decision (restricted fields only
 // for staff): the table shows whatever the queryables and items give it.
-import { L, map, config, active, ready } from "./map.js";
+import { L, map, config, active, ready } from "./mappage.js";
 import { OPERATORS, and, condition } from "./cql.js";
 
 const ROW_LIMIT = 200;
