@@ -1,5 +1,8 @@
 """The map page in a real browser: Debian's chromium driven by Playwright."""
 
+import re
+from urllib.parse import parse_qs, urlsplit
+
 import pytest
 
 from mapserver.tiles import MVT
@@ -172,3 +175,84 @@ def test_staff_see_their_layers(page, engine, base_url):
     page.get_by_role("button", name="Sign in").click()
     page.wait_for_selector("#map[data-ready=true]", timeout=20_000)
     assert page.get_by_label("Road casualties", exact=True).count() == 1
+
+
+CLUSTER_COUNTS = """id => {
+  const clusters = [...document.querySelectorAll(`.app-cluster-${id} [aria-hidden=true]`)];
+  return {
+    clusters: clusters.length,
+    inClusters: clusters.reduce((sum, c) => sum + Number(c.textContent), 0),
+    single: document.querySelectorAll(`path.layer-${id}`).length,
+    count: Number(document.querySelector(`[data-layer-id=${id}]`).dataset.count),
+  };
+}"""
+
+
+@pytest.mark.browser
+def test_dense_points_are_clustered(page, artifacts):
+    layer = "greenspace_access_points"  # 1,203 points: clustered in the borough's view
+    page.goto(f"/?layers={layer}")
+    page.wait_for_selector(f".app-cluster-{layer}", timeout=20_000)
+    counts = page.evaluate(CLUSTER_COUNTS, layer)
+    assert counts["clusters"] > 1 and counts["count"] > 150
+    assert counts["inClusters"] + counts["single"] == counts["count"]  # every point, once
+    clusters = page.get_by_role("button", name=re.compile(r"^\d+ green space access points"))
+    assert clusters.count() == counts["clusters"]
+    assert clusters.first.get_attribute("tabindex") == "0"
+    page.screenshot(path=str(artifacts / "map-clusters.png"))
+    assert axe_violations(page, artifacts / "axe-map-clusters.json") == []
+
+    # Enter on a cluster zooms in, and says so.
+    zoom = page.evaluate("() => window.__map.getZoom()")
+    size = int(clusters.first.locator("[aria-hidden=true]").inner_text())
+    clusters.first.focus()
+    page.keyboard.press("Enter")
+    page.wait_for_function("z => window.__map.getZoom() > z", arg=zoom)
+    assert (
+        page.locator("#map-status").inner_text()
+        == f"Zoomed in to {size} green space access points."
+    )
+    # A click does too (from the borough's view again: fewer points here are not clustered).
+    page.goto(f"/?layers={layer}")
+    page.wait_for_selector(f".app-cluster-{layer}", timeout=20_000)
+    zoom = page.evaluate("() => window.__map.getZoom()")
+    page.locator(f".app-cluster-{layer}").first.click()
+    page.wait_for_function("z => window.__map.getZoom() > z", arg=zoom)
+
+
+@pytest.mark.browser
+def test_planning_filter_applies_to_vector_tiles(page, runtime, client):
+    layers = runtime.catalogue.layers
+    original = layers["planning_applications"]
+    layers["planning_applications"] = original.model_copy(update={"large": True})
+    try:
+        refused = client.get(
+            "/ogc/collections/planning_applications/items",
+            params={"f": "json", "limit": 1, "filter": "status = 'Refused'"},
+        ).json()["features"][0]
+        ring = refused["geometry"]["coordinates"][0][0]
+        lon = sum(p[0] for p in ring) / len(ring)
+        lat = sum(p[1] for p in ring) / len(ring)
+        tiles: list[str] = []
+        page.on(
+            "request", lambda r: tiles.append(r.url) if "/tiles/WebMercatorQuad/" in r.url else None
+        )
+        page.goto(f"/?lat={lat:.5f}&lng={lon:.5f}&zoom=16&layers=planning_applications")
+        page.wait_for_selector("path.layer-planning_applications", timeout=20_000)
+        assert tiles and not any("filter=" in url for url in tiles)
+        page.locator("summary", has_text="Filter planning applications").click()
+        page.get_by_label("Refused").check()
+        tiles.clear()
+        page.get_by_role("button", name="Apply filter").click()
+        page.wait_for_function("() => document.querySelector('path.layer-planning_applications')")
+        page.wait_for_load_state("networkidle")
+        filters = [parse_qs(urlsplit(url).query).get("filter") for url in tiles]
+        assert filters and all(f == ["status IN ('Refused')"] for f in filters), tiles
+        for i in range(min(page.locator("path.layer-planning_applications").count(), 5)):
+            page.locator("path.layer-planning_applications").nth(i).click(force=True)
+            popup = page.locator(".leaflet-popup-content")
+            popup.wait_for()
+            assert "Refused" in popup.locator("dd").all_inner_texts()
+            page.keyboard.press("Escape")
+    finally:
+        layers["planning_applications"] = original

@@ -114,9 +114,16 @@ async function clusterGroup(layer) {
     animate: !reducedMotion,
     iconCreateFunction: clusterIcon(layer),
   });
+  // Click or Enter zooms in (the plug-in's own); Space too, as on any button. Announced.
   group.on("clusterclick clusterkeypress", (event) => {
-    if (event.type === "clusterkeypress" && event.originalEvent?.key !== "Enter") return;
-    setStatus(`Zoomed in to ${event.layer.getChildCount()} ${layer.title.toLowerCase()}.`);
+    const key = event.type === "clusterkeypress" ? event.originalEvent.key : "Enter";
+    if (key === " ") {
+      event.originalEvent.preventDefault();
+      event.layer.zoomToBounds();
+    }
+    if (key === "Enter" || key === " ") {
+      setStatus(`Zoomed in to ${event.layer.getChildCount()} ${layer.title.toLowerCase()}.`);
+    }
   });
   return group;
 }
