@@ -27,7 +27,9 @@ function resultText(result) {
 async function search(query) {
   controller?.abort(); // a newer query makes the older answer stale
   controller = new AbortController();
-  const response = await fetch(`${SEARCH_URL}?q=${encodeURIComponent(query)}&limit=8`, {
+  const centre = map.getCenter(); // equal names: the nearest to what is on screen first
+  const near = `${centre.lng.toFixed(5)},${centre.lat.toFixed(5)}`;
+  const response = await fetch(`${SEARCH_URL}?q=${encodeURIComponent(query)}&limit=8&near=${near}`, {
     signal: controller.signal,
     headers: { Accept: "application/json" },
   });
