@@ -212,7 +212,8 @@ export function createMap(element, config, { view = null, onStatus = () => {}, m
   if (reducedMotion) stillMap(map);
   map.attributionControl.setPrefix(false);
   map.attributionControl.addAttribution(escapeText(config.council.attribution));
-  L.control.scale({ imperial: false }).addTo(map);
+  // Bottom right, above the attribution: on a phone the attribution spans the whole width.
+  L.control.scale({ imperial: false, position: "bottomright" }).addTo(map);
   const { lat, lon, zoom } = config.council.view;
   map.setView([lat, lon], zoom);
   map.createPane("boundary").style.zIndex = 450;
