@@ -232,7 +232,7 @@ def test_attribute_table_pages_through_every_feature(page, client, artifacts):
 
 
 @pytest.mark.browser
-def test_planning_filter_restricts_the_map(page, client, scalar):
+def test_planning_filter_restricts_the_map(page, client, scalar, artifacts):
     open_map(page, "?layers=planning_applications")
     page.wait_for_selector("path.layer-planning_applications", state="attached", timeout=20_000)
     open_panel(page, "Filter planning applications")
@@ -263,6 +263,7 @@ def test_planning_filter_restricts_the_map(page, client, scalar):
         timeout=20_000,
     )
     assert "Refused" in page.locator("#planning-filter-status").inner_text()
+    page.screenshot(path=str(artifacts / "map-planning-filter.png"))
 
     # Clearing the form shows every application again.
     with page.expect_response(lambda r: ITEMS in r.url and "planning" in r.url) as response:

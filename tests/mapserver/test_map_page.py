@@ -40,7 +40,7 @@ def test_map_draws_boundary_and_layer_switcher(page, runtime, scalar, artifacts)
 
 
 @pytest.mark.browser
-def test_popup_shows_catalogue_labels(page):
+def test_popup_shows_catalogue_labels(page, artifacts):
     page.goto("/")
     page.wait_for_selector("path.layer-libraries", timeout=20_000)
     page.locator("path.layer-libraries").first.click(force=True)
@@ -48,6 +48,7 @@ def test_popup_shows_catalogue_labels(page):
     popup.wait_for()
     assert "Libraries" in popup.inner_text()
     assert "Postcode" in popup.inner_text()
+    page.screenshot(path=str(artifacts / "map-popup.png"))
 
 
 @pytest.mark.browser
@@ -123,7 +124,7 @@ def test_large_layer_is_drawn_from_vector_tiles(page, runtime, artifacts):
 
 
 @pytest.mark.browser
-def test_click_outside_names_the_neighbour(page):
+def test_click_outside_names_the_neighbour(page, artifacts):
     page.goto("/?lat=53.48080&lng=-2.24260&zoom=13")  # Manchester city centre, outside
     page.wait_for_selector("#map[data-ready=true]", timeout=20_000)
     box = page.locator("#map").bounding_box()
@@ -132,10 +133,11 @@ def test_click_outside_names_the_neighbour(page):
     message = page.locator(".app-outside")
     message.wait_for(timeout=10_000)
     assert "outside Stockport" in message.inner_text() and "Manchester" in message.inner_text()
+    page.screenshot(path=str(artifacts / "map-outside.png"))
 
 
 @pytest.mark.browser
-def test_overlapping_features_offer_a_choice(page):
+def test_overlapping_features_offer_a_choice(page, artifacts):
     page.goto("/?lat=53.40800&lng=-2.15750&zoom=14&layers=wards,lsoas")
     page.wait_for_selector("path.layer-wards", timeout=20_000)
     page.wait_for_selector("path.layer-lsoas", timeout=20_000)
@@ -146,6 +148,7 @@ def test_overlapping_features_offer_a_choice(page):
     labels = choices.all_inner_texts()
     assert any(t.startswith("Electoral wards:") for t in labels)
     assert any(t.startswith("Lower layer super output areas:") for t in labels)
+    page.screenshot(path=str(artifacts / "map-choice.png"))
     choices.first.click()
     page.locator(".app-popup dl").wait_for()
 
