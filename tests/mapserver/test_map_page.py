@@ -251,11 +251,18 @@ def test_planning_filter_applies_to_vector_tiles(page, runtime, client):
         page.wait_for_load_state("networkidle")
         filters = [parse_qs(urlsplit(url).query).get("filter") for url in tiles]
         assert filters and all(f == ["status IN ('Refused')"] for f in filters), tiles
-        for i in range(min(page.locator("path.layer-planning_applications").count(), 5)):
-            page.locator("path.layer-planning_applications").nth(i).click(force=True)
-            popup = page.locator(".leaflet-popup-content")
-            popup.wait_for()
-            assert "Refused" in popup.locator("dd").all_inner_texts()
-            page.keyboard.press("Escape")
+        # A click on a drawn application (on its outline: inside may be another's) shows it.
+        x, y = page.evaluate(
+            """() => {
+              const path = document.querySelector('path.layer-planning_applications');
+              const p = path.getPointAtLength(0).matrixTransform(path.getScreenCTM());
+              return [p.x, p.y];
+            }"""
+        )
+        page.mouse.click(x, y)
+        popup = page.locator(".leaflet-popup-content")
+        popup.wait_for()
+        assert popup.locator("h2").inner_text() == original.title
+        assert "Refused" in popup.locator("dd").all_inner_texts()
     finally:
         layers["planning_applications"] = original

@@ -5,7 +5,7 @@ from itertools import combinations
 
 import pytest
 
-from tests.browser import axe_violations
+from tests.browser import axe_violations, browser_page
 
 PHONE = {"viewport": {"width": 390, "height": 844}, "has_touch": True, "is_mobile": True}
 
@@ -21,19 +21,9 @@ WATCH_MOTION = """() => {
 }"""
 
 
-def context_page(browser, base_url, **options) -> Iterator:  # noqa: ANN001
-    context = browser.new_context(base_url=base_url, **options)
-    page = context.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
-    yield page
-    context.close()
-    assert not errors, errors
-
-
 @pytest.fixture
 def phone(browser, base_url) -> Iterator:  # noqa: ANN001
-    yield from context_page(browser, base_url, **PHONE)
+    yield from browser_page(browser, base_url, **PHONE)
 
 
 def open_map(page, query: str = "") -> None:  # noqa: ANN001
@@ -139,13 +129,13 @@ def test_no_control_overlaps_another_on_a_phone(phone):
 @pytest.mark.browser
 def test_reduced_motion_means_no_animated_zoom_or_pan(browser, base_url, artifacts):
     # With motion allowed, the watcher sees Leaflet animate (so its silence below means it).
-    for page in context_page(browser, base_url, viewport={"width": 1280, "height": 800}):
+    for page in browser_page(browser, base_url, viewport={"width": 1280, "height": 800}):
         open_map(page)
         page.evaluate(WATCH_MOTION)
         page.get_by_role("button", name="Zoom in", exact=True).click()
         page.wait_for_function("() => window.__motion.length > 0")
 
-    for page in context_page(browser, base_url, reduced_motion="reduce", **PHONE):
+    for page in browser_page(browser, base_url, reduced_motion="reduce", **PHONE):
         open_map(page, "?layers=greenspace_access_points")
         page.wait_for_selector(".app-cluster-greenspace_access_points", timeout=20_000)
         page.evaluate(WATCH_MOTION)
