@@ -266,3 +266,43 @@ def test_planning_filter_applies_to_vector_tiles(page, runtime, client):
         assert "Refused" in popup.locator("dd").all_inner_texts()
     finally:
         layers["planning_applications"] = original
+
+
+@pytest.mark.browser
+def test_map_core_makes_a_map_anywhere_and_takes_popup_sections(page):
+    """The core's public functions, as another page (residents' reports) uses them."""
+    page.goto("/?layers=libraries")
+    page.wait_for_selector("path.layer-libraries", timeout=20_000)
+    drawn = page.evaluate(
+        """async () => {
+          const core = await import('/static/js/map.js');
+          const element = document.createElement('div');
+          element.style.height = '300px';
+          document.body.append(element);
+          const messages = [];
+          const { map, ready } = core.createMap(element, core.readConfig(), {
+            view: [53.408, -2.1575, 15], onStatus: (text) => messages.push(text) });
+          const boundary = await ready;
+          core.addPopupSection((layer, feature) => {
+            const link = document.createElement('a');
+            link.className = 'app-report-link';
+            link.href = `/report?layer=${layer.id}&id=${feature.id}`;
+            link.textContent = `Report this ${layer.title}`;
+            return layer.id === 'libraries' ? link : null;
+          });
+          return { boundary: Boolean(boundary), zoom: map.getZoom(), messages,
+                   outline: element.querySelectorAll('path.layer-boundary').length,
+                   basemap: element.dataset.basemap };
+        }"""
+    )
+    assert drawn == {
+        "boundary": True,
+        "zoom": 15,
+        "messages": [],
+        "outline": 1,
+        "basemap": "builtin",
+    }
+    page.locator("#map path.layer-libraries").first.click(force=True)
+    link = page.locator(".leaflet-popup-content a.app-report-link")
+    link.wait_for()
+    assert link.get_attribute("href").startswith("/report?layer=libraries&id=")
