@@ -35,6 +35,7 @@ VENDOR = {
     "/vendor/leaflet": NODE_MODULES / "leaflet" / "dist",
     "/vendor/govuk": NODE_MODULES / "govuk-frontend" / "dist" / "govuk",
     "/vendor/leaflet.vectorgrid": NODE_MODULES / "leaflet.vectorgrid" / "dist",
+    "/vendor/leaflet.markercluster": NODE_MODULES / "leaflet.markercluster" / "dist",
     "/vendor/html-to-image": NODE_MODULES / "html-to-image" / "dist",
     "/vendor/jspdf": NODE_MODULES / "jspdf" / "dist",
 }

@@ -68,17 +68,23 @@ def basemap_config(settings: Settings) -> dict[str, Any] | None:
     }
 
 
-@router.get("/", response_class=HTMLResponse, include_in_schema=False)
-def map_page(request: Request) -> HTMLResponse:
-    catalogue: Catalogue = request.app.state.catalogue
+def map_page_config(request: Request) -> dict[str, Any]:
+    """Everything the map core (frontend/static/js/map.js ``createMap``) needs, for the
+    caller: any page with a map puts it in ``<script type="application/json"
+    id="map-config">{{ config | tojson }}</script>``."""
     with request.app.state.engine.connect() as conn:
         updated = {layer: row.finished_at for layer, row in live_versions(conn).items()}
-    config = map_config(catalogue, principal(request), updated)
+    config = map_config(request.app.state.catalogue, principal(request), updated)
     config["basemap"] = basemap_config(request.app.state.settings)
+    return config
+
+
+@router.get("/", response_class=HTMLResponse, include_in_schema=False)
+def map_page(request: Request) -> HTMLResponse:
     return templates.TemplateResponse(
         request,
         "map.html",
-        {**page_context(request), "config": config},
+        {**page_context(request), "config": map_page_config(request)},
         headers={"Cache-Control": "private, no-store"},
     )
 

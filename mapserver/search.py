@@ -1,12 +1,15 @@
 """``/api/search``: places by name from the gazetteer (named features of the catalogue's
-layers, streets from their assets), British National Grid references ("SJ 89 90",
-"389000, 390000") and latitude/longitude ("53.41, -2.15")."""
+layers, streets from their assets, postcodes from a postcode layer when the council loads
+one), British National Grid references ("SJ 89 90", "389000, 390000") and
+latitude/longitude ("53.41, -2.15"). Names that rank the same come nearest ``near`` (the
+map's centre) first."""
 
 import re
 from functools import lru_cache
 from typing import Any
 
 from fastapi import APIRouter, Query, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pyproj import Transformer
 from sqlalchemy import text
@@ -19,6 +22,8 @@ router = APIRouter(tags=["search"])
 LETTERS = "ABCDEFGHJKLMNOPQRSTUVWXYZ"
 GRID_REF = re.compile(r"^([HJNOST])([A-HJ-Z])\s*(\d*)(?:\s+(\d+))?$")
 TWO_NUMBERS = re.compile(r"^\s*(-?\d+(?:\.\d+)?)\s*[, ]\s*(-?\d+(?:\.\d+)?)\s*$")
+# A full UK postcode, with or without its space ("SK13XE" is looked up as "SK1 3XE").
+POSTCODE = re.compile(r"^([A-Z]{1,2}[0-9][A-Z0-9]?)\s*([0-9][A-Z]{2})$", re.IGNORECASE)
 MAX_QUERY = 100
 
 SEARCH = """
@@ -29,6 +34,10 @@ FROM app.gazetteer
 WHERE layer = ANY(:layers)
   AND (lower(label) LIKE :contains ESCAPE '\\' OR word_similarity(:query, lower(label)) > 0.45)
 ORDER BY lower(label) LIKE :starts ESCAPE '\\' DESC, word_similarity(:query, lower(label)) DESC,
+         lower(label),
+         ST_Distance(geom::geography,
+                     ST_SetSRID(ST_MakePoint(CAST(:lon AS float8), CAST(:lat AS float8)), 4326)
+                     ::geography) NULLS LAST,
          label
 LIMIT :limit
 """
@@ -76,6 +85,26 @@ def coordinates(query: str) -> list[dict[str, Any]]:
     return [dict(place, kind="Coordinates", layer=None, bbox=None) for place in found]
 
 
+def name_query(query: str) -> str:
+    """The text looked up in the gazetteer: postcodes written with their space."""
+    if match := POSTCODE.match(query):
+        return f"{match.group(1)} {match.group(2)}".lower()
+    return query.lower()
+
+
+def near_point(near: str | None) -> tuple[float | None, float | None]:
+    """``lon,lat`` of the map's centre (None, None without one); a 422 when malformed."""
+    if near is None:
+        return None, None
+    match = TWO_NUMBERS.match(near)
+    lon, lat = (float(match.group(1)), float(match.group(2))) if match else (999.0, 999.0)
+    if not (-180 <= lon <= 180 and -90 <= lat <= 90):
+        raise RequestValidationError(
+            [{"loc": ("query", "near"), "msg": "near must be lon,lat in degrees", "type": "value"}]
+        )
+    return lon, lat
+
+
 def _like(query: str) -> str:
     return query.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
@@ -85,8 +114,12 @@ def search(
     request: Request,
     q: str = Query(..., min_length=1, max_length=MAX_QUERY, description="What to look for."),
     limit: int = Query(10, ge=1, le=50),
+    near: str | None = Query(
+        None, description="lon,lat (CRS84): among equal names, the nearest first"
+    ),
 ) -> JSONResponse:
     query = q.strip()
+    lon, lat = near_point(near)
     if "\x00" in query:
         return JSONResponse(
             {"code": "InvalidParameterValue", "description": "q cannot contain NUL characters"},
@@ -98,15 +131,18 @@ def search(
         layer.id for layer in request.app.state.catalogue.layers.values() if who.can_read(layer)
     ]
     if len(query) >= 2:
+        name = name_query(query)
         with request.app.state.engine.connect() as conn:
             rows = conn.execute(
                 text(SEARCH),
                 {
                     "layers": readable,
-                    "query": query.lower(),
-                    "contains": f"%{_like(query)}%",
-                    "starts": f"{_like(query)}%",
+                    "query": name,
+                    "contains": f"%{_like(name)}%",
+                    "starts": f"{_like(name)}%",
                     "limit": limit,
+                    "lon": lon,
+                    "lat": lat,
                 },
             ).mappings()
             results += [dict(row) for row in rows]

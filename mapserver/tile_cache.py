@@ -28,6 +28,7 @@ class TileKey:
     z: int
     y: int
     x: int
+    filter: str | None = None  # the CQL2 JSON of a filtered tile (the planning filter)
 
 
 @dataclass

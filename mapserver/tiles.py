@@ -26,6 +26,11 @@ proxies see at once that there is nothing to store). Generalisation by zoom: lin
 polygons are simplified by about a pixel and those under a pixel are left out; the points
 of ``large`` layers are thinned to one per ``THIN_CELL_PX`` square pixels (a 3 px
 marker's width: what is dropped is drawn over by its neighbour).
+
+A tile request may carry ``filter`` (CQL2 text, or JSON with ``filter-lang=cql2-json``,
+geometries in CRS84), checked and translated exactly as for items (``mapserver.cql``): the
+map draws a filtered large layer from the same tiles, with the filter applied before
+thinning. The filter is part of the ETag.
 """
 
 import hashlib
@@ -38,11 +43,12 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 import morecantile
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from sqlalchemy import text
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError
 from starlette.concurrency import run_in_threadpool
@@ -51,8 +57,10 @@ from layers.model import Layer, LayerField
 from loaders.pipeline import live_versions as loaded_versions
 from mapserver import tile_grids, tiles_sql
 from mapserver.access import Principal, principal
+from mapserver.cql import FilterError, Translator, parse, to_sql
 from mapserver.features import JSON_TYPES
 from mapserver.features_query import COMMON
+from mapserver.features_sql import table_of
 from mapserver.ogc import MOUNT
 from mapserver.tile_cache import TileCache, TileKey
 from mapserver.tile_grids import MATRIX_SETS, MatrixSet, tile_geometry
@@ -182,10 +190,12 @@ def _accepts(accept: str, media_type: str) -> bool:
     return False
 
 
-def negotiate(request: Request, f: str | None, name: str, media_type: str) -> None:
+def negotiate(
+    request: Request, f: str | None, name: str, media_type: str, allowed: set[str] = COMMON
+) -> None:
     """The only format of a resource: ``f`` names it, or Accept must admit it. No other
-    query parameter is taken (/req/core/query-param-unknown)."""
-    unknown = sorted(set(request.query_params) - COMMON)
+    query parameter than ``allowed`` is taken (/req/core/query-param-unknown)."""
+    unknown = sorted(set(request.query_params) - allowed)
     if unknown:
         raise InvalidParameter(f"unknown query parameter {', '.join(unknown)}")
     if f is not None:
@@ -352,8 +362,47 @@ def thinned(layer: Layer) -> bool:
     return layer.large and layer.geometry.endswith("Point")
 
 
+TILE_PARAMETERS = COMMON | {"filter", "filter-lang"}
+
+
+@dataclass(frozen=True)
+class TileFilter:
+    tree: dict  # the CQL2 JSON, for the ETag
+    sql: str  # a condition on the candidates' alias ``t``, with named parameters
+    params: dict[str, Any]
+
+
+# Named parameters (":name"), as the rest of the tile statement's ``text()`` uses.
+_NAMED = postgresql.psycopg2.dialect(paramstyle="named")
+
+
+def tile_filter(
+    raw: str | None, language: str, layer: Layer, fields: list[LayerField]
+) -> TileFilter | None:
+    """The request's ``filter`` over the fields the caller may see, or None."""
+    if raw is None:
+        return None
+    if language not in ("cql2-text", "cql2-json"):
+        raise InvalidParameter("filter-lang must be cql2-text or cql2-json")
+    table = table_of(layer).alias("t")
+    columns = {f.name: table.c[f.name] for f in fields}
+    columns[layer.id_field] = table.c[layer.id_field]
+    try:
+        tree = parse(raw, language)
+        condition = to_sql(tree, Translator(columns, table.c.geom, layer.srid, 4326))
+    except FilterError as exc:
+        raise InvalidParameter(str(exc)) from None
+    compiled = condition.compile(dialect=_NAMED, compile_kwargs={"render_postcompile": True})
+    return TileFilter(tree, str(compiled), dict(compiled.params))
+
+
 def render_tile(
-    engine: Engine, layer: Layer, fields: list[LayerField], tms: MatrixSet, tile: morecantile.Tile
+    engine: Engine,
+    layer: Layer,
+    fields: list[LayerField],
+    tms: MatrixSet,
+    tile: morecantile.Tile,
+    where: TileFilter | None = None,
 ) -> tuple[int | None, bytes]:
     """The layer's live version and the tile's MVT bytes (empty when no feature is in it),
     read in one snapshot."""
@@ -368,9 +417,11 @@ def render_tile(
         web_mercator=tms.web_mercator,
         thin=thinned(layer),
         affine=query.affine,
+        where=where.sql if where else None,
     )
+    params = query.params | (where.params if where else {})
     with engine.begin() as conn:  # one round trip: the settings, then the tile
-        version, value = conn.execute(text(statement), query.params).one()
+        version, value = conn.execute(text(statement), params).one()
     return version, bytes(value) if value else b""
 
 
@@ -424,15 +475,18 @@ def tile_key(
     fields: list[LayerField],
     tms: MatrixSet,
     tile: morecantile.Tile,
+    where: TileFilter | None = None,
 ) -> TileKey:
     names = tuple(sorted(f.name for f in fields))
-    return TileKey(layer.id, version, names, tms.id, tile.z, tile.y, tile.x)
+    condition = json.dumps(where.tree, sort_keys=True) if where else None
+    return TileKey(layer.id, version, names, tms.id, tile.z, tile.y, tile.x, condition)
 
 
 def tile_etag(key: TileKey) -> str:
     settings = [SIMPLIFY_PX, MIN_SIZE_PX, THIN_CELL_PX, tile_grids.MAX_AFFINE_ERROR_PX]
     parts = [TILE_FORMAT, settings, key.layer, key.version, key.tms, key.z, key.x, key.y]
     parts.append(list(key.fields))
+    parts.append(key.filter)
     digest = hashlib.sha256(json.dumps(parts).encode()).hexdigest()[:32]
     return f'W/"{digest}"'  # weak: equal tiles, not necessarily equal bytes
 
@@ -538,16 +592,19 @@ async def vector_tile(
     tile_row: str,
     tile_col: str,
     f: str | None = None,
+    filter: str | None = Query(None, description="CQL2 filter on the features drawn"),  # noqa: A002
+    filter_lang: str = Query("cql2-text", alias="filter-lang"),
 ) -> Response:
     layer = readable_layer(request, collection_id)
     tms = matrix_set(tms_id)
     tile = tile_in(tms, tile_matrix, tile_row, tile_col)
-    negotiate(request, f, "mvt", MVT)
+    negotiate(request, f, "mvt", MVT, TILE_PARAMETERS)
     who = principal(request)
     fields = who.fields(layer)
+    where = tile_filter(filter, filter_lang, layer, fields)
     versions = live_versions(request)
     await versions.fresh()
-    key = tile_key(layer, versions.get(layer.id), fields, tms, tile)
+    key = tile_key(layer, versions.get(layer.id), fields, tms, tile, where)
     headers = cache_headers(tile_etag(key), layer, who)
     if etag_matches(request.headers.get("if-none-match"), headers["ETag"]):
         return Response(status_code=304, headers=headers)
@@ -559,7 +616,7 @@ async def vector_tile(
         engine = request.app.state.engine
 
         async def render() -> tuple[int | None, bytes]:
-            return await run_in_threadpool(render_tile, engine, layer, fields, tms, tile)
+            return await run_in_threadpool(render_tile, engine, layer, fields, tms, tile, where)
 
         version, body = await (cache.render_once(key, render) if cache.max_bytes else render())
         if version != key.version:  # loaded or rolled back since the versions were read

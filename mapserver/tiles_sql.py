@@ -68,13 +68,15 @@ def tile(
     web_mercator: bool,
     thin: bool,
     affine: bool,
+    where: str | None = None,
 ) -> str:
     """One statement returning the layer's live version and the tile as ``bytea`` (empty
     when no feature is in it), both from the same snapshot, so a tile is never cached
     under a version it was not read at.
 
     The MVT layer is named after the layer id; the feature id is the layer's id field and
-    the attributes are exactly ``fields``.
+    the attributes are exactly ``fields``. ``where`` is a further condition on the table's
+    alias ``t`` (a translated CQL2 filter, its values as named parameters).
     """
     table = f'{LAYER_SCHEMA}."{layer.table_name}"'
     wanted = [f't."{layer.id_field}"', *(f't."{f.name}"' for f in fields), "t.geom"]
@@ -91,6 +93,8 @@ def tile(
             f"{candidates} AND greatest(ST_XMax(t.geom) - ST_XMin(t.geom),"
             " ST_YMax(t.geom) - ST_YMin(t.geom)) >= :min_size"
         )
+    if where:
+        conditions = f"{conditions} AND ({where})"
     distinct = order = ""
     if thin:
         cell = "floor(ST_XMin(t.geom) / :cell), floor(ST_YMin(t.geom) / :cell)"  # multipoints too

@@ -2,6 +2,7 @@
 that Playwright downloads), and axe-core from npm for accessibility checks."""
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 from mapserver.pages import FRONTEND_DIR
@@ -29,3 +30,15 @@ def axe_violations(page, report: Path) -> list[dict]:  # noqa: ANN001 (a Playwri
     return [
         {"id": v["id"], "nodes": [n["target"] for n in v["nodes"]]} for v in result["violations"]
     ]
+
+
+def browser_page(browser, base_url: str, **options) -> Iterator:  # noqa: ANN001, ANN003
+    """A page in a fresh browser context (Playwright ``new_context`` options); fails the test
+    on any JavaScript error."""
+    context = browser.new_context(base_url=base_url, **options)
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    yield page
+    context.close()
+    assert not errors, errors

@@ -23,7 +23,7 @@ from mapserver import runtime as runtime_
 from mapserver.app import create_app
 from mapserver.database import private_cluster
 from mapserver.settings import PROJECT_DIR, Settings
-from tests.browser import CHROMIUM, CHROMIUM_ARGS
+from tests.browser import CHROMIUM, CHROMIUM_ARGS, browser_page
 
 ARTIFACTS = PROJECT_DIR / "tests" / "artifacts"
 
@@ -156,10 +156,4 @@ def browser():
 @pytest.fixture
 def page(browser, base_url):  # noqa: ANN001, ANN201
     """A fresh browser page on the service; fails the test on any JavaScript error."""
-    context = browser.new_context(viewport={"width": 1280, "height": 800}, base_url=base_url)
-    page = context.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
-    yield page
-    context.close()
-    assert not errors, errors
+    yield from browser_page(browser, base_url, viewport={"width": 1280, "height": 800})

@@ -178,7 +178,61 @@ def test_attribute_table_filter_sort_select_and_download(page, client, tmp_path)
 
 
 @pytest.mark.browser
-def test_planning_filter_restricts_the_map(page, client, scalar):
+def test_attribute_table_pages_through_every_feature(page, client, artifacts):
+    layer = "greenspace_access_points"
+    open_map(page, f"?layers={layer}")
+    open_panel(page, "Attribute table")
+    with page.expect_response(lambda r: ITEMS in r.url and layer in r.url) as response:
+        page.get_by_label("Layer", exact=True).select_option(layer)
+    bbox = parse_qs(urlsplit(response.value.url).query)["bbox"][0]
+    query = f"/ogc/collections/{layer}/items?f=json&bbox={bbox}&limit=200"
+    total = _items(client, f"/ogc/collections/{layer}/items?f=json&bbox={bbox}&resulttype=hits")[
+        "numberMatched"
+    ]
+    assert total > 400
+    status = page.locator("#table-status")
+    rows = page.locator("#attribute-table tbody tr")
+
+    def shown() -> list[str]:
+        return [rows.nth(i).get_attribute("data-feature-id") for i in range(rows.count())]
+
+    def expected(offset: int) -> list[str]:
+        return [str(f["id"]) for f in _items(client, f"{query}&offset={offset}")["features"]]
+
+    page.wait_for_function("() => document.getElementById('table-container').dataset.rows")
+    assert status.inner_text() == f"Features 1 to 200 of {total:,} in this view."
+    assert shown() == expected(0)
+    pages = page.get_by_role("navigation", name="Pages of the attribute table")
+    assert pages.get_by_role("button", name="Previous page of features").count() == 0
+    pages.get_by_role("button", name="Next page of features").click()
+    page.wait_for_function(
+        "() => document.getElementById('table-container').dataset.offset === '200'"
+    )
+    assert status.inner_text() == f"Features 201 to 400 of {total:,} in this view."
+    assert shown() == expected(200)
+    assert page.evaluate("() => document.activeElement.dataset.direction") == "next"
+    page.screenshot(path=str(artifacts / "map-table-page-2.png"))
+    pages.get_by_role("button", name="Previous page of features").click()
+    page.wait_for_function(
+        "() => document.getElementById('table-container').dataset.offset === '0'"
+    )
+    assert shown() == expected(0)
+
+    # The last page has no next one.
+    last = (total - 1) // 200 * 200
+    for _ in range(last // 200):
+        with page.expect_response(lambda r: ITEMS in r.url and "offset=" in r.url):
+            pages.get_by_role("button", name="Next page of features").click()
+    page.wait_for_function(
+        "n => document.getElementById('table-container').dataset.offset === n", arg=str(last)
+    )
+    assert shown() == expected(last)
+    assert pages.get_by_role("button", name="Next page of features").count() == 0
+    assert status.inner_text() == f"Features {last + 1:,} to {total:,} of {total:,} in this view."
+
+
+@pytest.mark.browser
+def test_planning_filter_restricts_the_map(page, client, scalar, artifacts):
     open_map(page, "?layers=planning_applications")
     page.wait_for_selector("path.layer-planning_applications", state="attached", timeout=20_000)
     open_panel(page, "Filter planning applications")
@@ -209,6 +263,7 @@ def test_planning_filter_restricts_the_map(page, client, scalar):
         timeout=20_000,
     )
     assert "Refused" in page.locator("#planning-filter-status").inner_text()
+    page.screenshot(path=str(artifacts / "map-planning-filter.png"))
 
     # Clearing the form shows every application again.
     with page.expect_response(lambda r: ITEMS in r.url and "planning" in r.url) as response:

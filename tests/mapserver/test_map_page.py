@@ -1,5 +1,8 @@
 """The map page in a real browser: Debian's chromium driven by Playwright."""
 
+import re
+from urllib.parse import parse_qs, urlsplit
+
 import pytest
 
 from mapserver.tiles import MVT
@@ -37,7 +40,7 @@ def test_map_draws_boundary_and_layer_switcher(page, runtime, scalar, artifacts)
 
 
 @pytest.mark.browser
-def test_popup_shows_catalogue_labels(page):
+def test_popup_shows_catalogue_labels(page, artifacts):
     page.goto("/")
     page.wait_for_selector("path.layer-libraries", timeout=20_000)
     page.locator("path.layer-libraries").first.click(force=True)
@@ -45,6 +48,7 @@ def test_popup_shows_catalogue_labels(page):
     popup.wait_for()
     assert "Libraries" in popup.inner_text()
     assert "Postcode" in popup.inner_text()
+    page.screenshot(path=str(artifacts / "map-popup.png"))
 
 
 @pytest.mark.browser
@@ -97,7 +101,12 @@ def test_large_layer_is_drawn_from_vector_tiles(page, runtime, artifacts):
             break
         page.get_by_role("button", name="Zoom in").click()
         page.wait_for_timeout(300)
-    page.wait_for_selector("path.layer-land_ownership", timeout=20_000)
+    # Some parcel drawn on the screen (tiles of a zoom level just left may linger unseen).
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('path.layer-land_ownership')]"
+        ".some((p) => p.getBoundingClientRect().width > 0)",
+        timeout=20_000,
+    )
     assert tiles and {r.status for r in tiles} <= {200, 204}
     assert all(r.headers["content-type"] == MVT for r in tiles if r.status == 200)
 
@@ -120,7 +129,7 @@ def test_large_layer_is_drawn_from_vector_tiles(page, runtime, artifacts):
 
 
 @pytest.mark.browser
-def test_click_outside_names_the_neighbour(page):
+def test_click_outside_names_the_neighbour(page, artifacts):
     page.goto("/?lat=53.48080&lng=-2.24260&zoom=13")  # Manchester city centre, outside
     page.wait_for_selector("#map[data-ready=true]", timeout=20_000)
     box = page.locator("#map").bounding_box()
@@ -129,10 +138,11 @@ def test_click_outside_names_the_neighbour(page):
     message = page.locator(".app-outside")
     message.wait_for(timeout=10_000)
     assert "outside Stockport" in message.inner_text() and "Manchester" in message.inner_text()
+    page.screenshot(path=str(artifacts / "map-outside.png"))
 
 
 @pytest.mark.browser
-def test_overlapping_features_offer_a_choice(page):
+def test_overlapping_features_offer_a_choice(page, artifacts):
     page.goto("/?lat=53.40800&lng=-2.15750&zoom=14&layers=wards,lsoas")
     page.wait_for_selector("path.layer-wards", timeout=20_000)
     page.wait_for_selector("path.layer-lsoas", timeout=20_000)
@@ -143,6 +153,7 @@ def test_overlapping_features_offer_a_choice(page):
     labels = choices.all_inner_texts()
     assert any(t.startswith("Electoral wards:") for t in labels)
     assert any(t.startswith("Lower layer super output areas:") for t in labels)
+    page.screenshot(path=str(artifacts / "map-choice.png"))
     choices.first.click()
     page.locator(".app-popup dl").wait_for()
 
@@ -172,3 +183,131 @@ def test_staff_see_their_layers(page, engine, base_url):
     page.get_by_role("button", name="Sign in").click()
     page.wait_for_selector("#map[data-ready=true]", timeout=20_000)
     assert page.get_by_label("Road casualties", exact=True).count() == 1
+
+
+CLUSTER_COUNTS = """id => {
+  const clusters = [...document.querySelectorAll(`.app-cluster-${id} [aria-hidden=true]`)];
+  return {
+    clusters: clusters.length,
+    inClusters: clusters.reduce((sum, c) => sum + Number(c.textContent), 0),
+    single: document.querySelectorAll(`path.layer-${id}`).length,
+    count: Number(document.querySelector(`[data-layer-id=${id}]`).dataset.count),
+  };
+}"""
+
+
+@pytest.mark.browser
+def test_dense_points_are_clustered(page, artifacts):
+    layer = "greenspace_access_points"  # 1,203 points: clustered in the borough's view
+    page.goto(f"/?layers={layer}")
+    page.wait_for_selector(f".app-cluster-{layer}", timeout=20_000)
+    counts = page.evaluate(CLUSTER_COUNTS, layer)
+    assert counts["clusters"] > 1 and counts["count"] > 150
+    assert counts["inClusters"] + counts["single"] == counts["count"]  # every point, once
+    clusters = page.get_by_role("button", name=re.compile(r"^\d+ green space access points"))
+    assert clusters.count() == counts["clusters"]
+    assert clusters.first.get_attribute("tabindex") == "0"
+    page.screenshot(path=str(artifacts / "map-clusters.png"))
+    assert axe_violations(page, artifacts / "axe-map-clusters.json") == []
+
+    # Enter on a cluster zooms in, and says so.
+    zoom = page.evaluate("() => window.__map.getZoom()")
+    size = int(clusters.first.locator("[aria-hidden=true]").inner_text())
+    clusters.first.focus()
+    page.keyboard.press("Enter")
+    page.wait_for_function("z => window.__map.getZoom() > z", arg=zoom)
+    assert (
+        page.locator("#map-status").inner_text()
+        == f"Zoomed in to {size} green space access points."
+    )
+    # A click does too (from the borough's view again: fewer points here are not clustered).
+    page.goto(f"/?layers={layer}")
+    page.wait_for_selector(f".app-cluster-{layer}", timeout=20_000)
+    zoom = page.evaluate("() => window.__map.getZoom()")
+    page.locator(f".app-cluster-{layer}").first.click()
+    page.wait_for_function("z => window.__map.getZoom() > z", arg=zoom)
+
+
+@pytest.mark.browser
+def test_planning_filter_applies_to_vector_tiles(page, runtime, client):
+    layers = runtime.catalogue.layers
+    original = layers["planning_applications"]
+    layers["planning_applications"] = original.model_copy(update={"large": True})
+    try:
+        refused = client.get(
+            "/ogc/collections/planning_applications/items",
+            params={"f": "json", "limit": 1, "filter": "status = 'Refused'"},
+        ).json()["features"][0]
+        ring = refused["geometry"]["coordinates"][0][0]
+        lon = sum(p[0] for p in ring) / len(ring)
+        lat = sum(p[1] for p in ring) / len(ring)
+        tiles: list[str] = []
+        page.on(
+            "request", lambda r: tiles.append(r.url) if "/tiles/WebMercatorQuad/" in r.url else None
+        )
+        page.goto(f"/?lat={lat:.5f}&lng={lon:.5f}&zoom=16&layers=planning_applications")
+        page.wait_for_selector("path.layer-planning_applications", timeout=20_000)
+        assert tiles and not any("filter=" in url for url in tiles)
+        page.locator("summary", has_text="Filter planning applications").click()
+        page.get_by_label("Refused").check()
+        tiles.clear()
+        page.get_by_role("button", name="Apply filter").click()
+        page.wait_for_function("() => document.querySelector('path.layer-planning_applications')")
+        page.wait_for_load_state("networkidle")
+        filters = [parse_qs(urlsplit(url).query).get("filter") for url in tiles]
+        assert filters and all(f == ["status IN ('Refused')"] for f in filters), tiles
+        # A click on a drawn application (on its outline: inside may be another's) shows it.
+        x, y = page.evaluate(
+            """() => {
+              const path = document.querySelector('path.layer-planning_applications');
+              const p = path.getPointAtLength(0).matrixTransform(path.getScreenCTM());
+              return [p.x, p.y];
+            }"""
+        )
+        page.mouse.click(x, y)
+        popup = page.locator(".leaflet-popup-content")
+        popup.wait_for()
+        assert popup.locator("h2").inner_text() == original.title
+        assert "Refused" in popup.locator("dd").all_inner_texts()
+    finally:
+        layers["planning_applications"] = original
+
+
+@pytest.mark.browser
+def test_map_core_makes_a_map_anywhere_and_takes_popup_sections(page):
+    """The core's public functions, as another page (residents' reports) uses them."""
+    page.goto("/?layers=libraries")
+    page.wait_for_selector("path.layer-libraries", timeout=20_000)
+    drawn = page.evaluate(
+        """async () => {
+          const core = await import('/static/js/map.js');
+          const element = document.createElement('div');
+          element.style.height = '300px';
+          document.body.append(element);
+          const messages = [];
+          const { map, ready } = core.createMap(element, core.readConfig(), {
+            view: [53.408, -2.1575, 15], onStatus: (text) => messages.push(text) });
+          const boundary = await ready;
+          core.addPopupSection((layer, feature) => {
+            const link = document.createElement('a');
+            link.className = 'app-report-link';
+            link.href = `/report?layer=${layer.id}&id=${feature.id}`;
+            link.textContent = `Report this ${layer.title}`;
+            return layer.id === 'libraries' ? link : null;
+          });
+          return { boundary: Boolean(boundary), zoom: map.getZoom(), messages,
+                   outline: element.querySelectorAll('path.layer-boundary').length,
+                   basemap: element.dataset.basemap };
+        }"""
+    )
+    assert drawn == {
+        "boundary": True,
+        "zoom": 15,
+        "messages": [],
+        "outline": 1,
+        "basemap": "builtin",
+    }
+    page.locator("#map path.layer-libraries").first.click(force=True)
+    link = page.locator(".leaflet-popup-content a.app-report-link")
+    link.wait_for()
+    assert link.get_attribute("href").startswith("/report?layer=libraries&id=")

@@ -1,6 +1,7 @@
 """The search box's API: gazetteer names, grid references and lat/lon."""
 
 import pytest
+from sqlalchemy import text
 
 from mapserver.search import grid_reference
 
@@ -82,3 +83,39 @@ def test_locate(client, lon, lat, inside, council):
 def test_locate_validates(client):
     assert client.get("/api/locate", params={"lon": "x", "lat": 53}).status_code == 422
     assert client.get("/api/locate", params={"lon": 500, "lat": 53}).status_code == 422
+
+
+@pytest.fixture
+def gazetteer_rows(engine):
+    """Two places of the same name far apart, and a postcode, for one test."""
+    rows = [
+        ("Twin Lane", "Street", -2.25, 53.36),  # the borough's south-west
+        ("Twin Lane", "Street", -2.02, 53.45),  # its north-east
+        ("SK1 3XE", "Postcode", -2.155, 53.41),
+    ]
+    with engine.begin() as conn:
+        for label, kind, lon, lat in rows:
+            conn.execute(
+                text(
+                    "INSERT INTO app.gazetteer (layer, label, kind, geom) VALUES"
+                    " ('libraries', :label, :kind, ST_SetSRID(ST_MakePoint(:lon, :lat), 4326))"
+                ),
+                {"label": label, "kind": kind, "lon": lon, "lat": lat},
+            )
+    yield rows
+    with engine.begin() as conn:
+        conn.execute(text("DELETE FROM app.gazetteer WHERE label IN ('Twin Lane', 'SK1 3XE')"))
+
+
+def test_equal_names_nearest_the_map_centre_first(client, gazetteer_rows):
+    for near, expected_lon in (("-2.26,53.35", -2.25), ("-2.01,53.46", -2.02)):
+        found = client.get("/api/search", params={"q": "Twin Lane", "near": near}).json()
+        twins = [r for r in found["results"] if r["label"] == "Twin Lane"]
+        assert len(twins) == 2 and twins[0]["lon"] == pytest.approx(expected_lon)
+    for bad in ("nowhere", "200,100"):
+        assert client.get("/api/search", params={"q": "Twin", "near": bad}).status_code == 422
+
+
+@pytest.mark.parametrize("q", ["SK1 3XE", "sk13xe", "Sk1  3xe"])
+def test_postcodes_with_or_without_the_space(client, gazetteer_rows, q):
+    assert results(client, q)[0]["label"] == "SK1 3XE"

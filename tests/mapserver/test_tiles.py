@@ -2,6 +2,7 @@
 
 import time
 
+import httpx
 import mapbox_vector_tile
 import morecantile
 import pytest
@@ -315,3 +316,40 @@ def test_polygons_under_a_pixel_are_left_out_at_low_zoom(client, engine, scalar)
     )  # fmt: skip
     drawn = features(client, tile_path("land_ownership", tile.z, tile.y, tile.x))
     assert 0 < len(drawn) < in_sql / 2
+
+
+def test_filter_draws_only_the_matching_features(client, engine, scalar, staff_key):
+    tile = busiest_tile(engine, "planning_applications", 14)
+    path = tile_path("planning_applications", tile.z, tile.y, tile.x)
+    every = client.get(path)
+    refused = client.get(path, params={"filter": "status = 'Refused'"})
+    assert refused.status_code == 200
+    drawn = features(client, f"{path}?filter=status%20%3D%20%27Refused%27")
+    all_ids = {f["id"] for f in features(client, path)}
+    expected = {
+        fid
+        for fid in ids_in_tile(engine, "planning_applications", tile)
+        if scalar("SELECT status FROM layers.planning_applications WHERE fid = :f", f=fid)
+        == "Refused"
+    }
+    assert drawn and {f["id"] for f in drawn} == expected < all_ids
+    assert {f["properties"]["status"] for f in drawn} == {"Refused"}
+    assert refused.headers["etag"] != every.headers["etag"]
+
+    dated = {"filter": "received_date >= DATE('2024-01-01') AND status IN ('Refused', 'Pending')"}
+    for feature in features(client, f"{path}?{httpx.QueryParams(dated)}"):
+        assert feature["properties"]["received_date"] >= "2024-01-01"
+        assert feature["properties"]["status"] in ("Refused", "Pending")
+
+    # Bad or forbidden filters: 400 with a reason, as for items.
+    for bad in ("status = ", "nope = 1"):
+        answer = client.get(path, params={"filter": bad})
+        assert answer.status_code == 400 and answer.json()["description"]
+    land = busiest_tile(engine, "pharmacies", 16)
+    land_path = tile_path("land_ownership", land.z, land.y, land.x)
+    hidden = {"filter": "proprietor_name LIKE '%a%'"}
+    assert client.get(land_path, params=hidden).status_code == 400
+    assert client.get(land_path, params=hidden, headers={"X-API-Key": staff_key}).status_code in (
+        200,
+        204,
+    )

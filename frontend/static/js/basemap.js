@@ -1,8 +1,9 @@
 // The base map. A configured XYZ tile service (OS Maps API, OpenStreetMap…) when there is
 // one and it answers; otherwise, or when its tiles fail before any has loaded, a plain map
 // drawn from our own layers (those the council profile names in basemap_layers), so that
-// the map still reads as a map with no internet at all.
-import { L, map, config, fetchFeatures, setStatus } from "./map.js";
+// the map still reads as a map with no internet at all. Used by the core (map.js createMap).
+import * as L from "/vendor/leaflet/leaflet-src.esm.js";
+import { fetchFeatures } from "./features.js";
 
 const MAX_ERRORS_BEFORE_LOAD = 4; // tile errors tolerated before any tile has loaded
 // How the built-in base map draws the layers the council profile names (basemap_layers),
@@ -12,14 +13,8 @@ const BUILTIN_STYLE = {
   LineString: { style: { color: "#9ec3e6", weight: 2, fill: false } },
   Point: { point: { radius: 3, stroke: false, fillColor: "#a9c98a", fillOpacity: 0.9 } },
 };
-const BUILTIN = config.council.basemapLayers.map((id) => {
-  const layer = config.layers.find((l) => l.id === id);
-  return { id, ...BUILTIN_STYLE[layer.geometry.replace("Multi", "")] };
-});
 
-const container = map.getContainer();
-
-function builtinPane() {
+function builtinPane(map) {
   if (!map.getPane("basemap")) {
     const pane = map.createPane("basemap");
     pane.style.zIndex = 150; // below the tiles (200) and every overlay (400 and up)
@@ -28,20 +23,18 @@ function builtinPane() {
   return "basemap";
 }
 
-let builtin = null;
-
-/** Draws the base map from our own layers (once). */
-export async function useBuiltin(reason) {
+/** Draws the base map from our own layers (the council profile's basemap_layers). */
+async function useBuiltin(map, config) {
+  const container = map.getContainer();
   container.dataset.basemap = "builtin";
   container.classList.add("app-map--builtin");
-  if (reason) setStatus(reason);
-  if (builtin) return builtin;
-  const pane = builtinPane();
-  builtin = L.layerGroup().addTo(map);
-  const drawn = BUILTIN.map(
-    async ({ id, style, point }) => {
+  const pane = builtinPane(map);
+  const builtin = L.layerGroup().addTo(map);
+  const drawn = config.council.basemapLayers.map(
+    async (id) => {
       const layer = config.layers.find((l) => l.id === id);
-      const { features } = await fetchFeatures(layer, null, undefined);
+      const { style, point } = BUILTIN_STYLE[layer.geometry.replace("Multi", "")];
+      const { features } = await fetchFeatures(layer, { ogcUrl: config.ogcUrl });
       L.geoJSON(
         { type: "FeatureCollection", features },
         {
@@ -59,8 +52,9 @@ export async function useBuiltin(reason) {
   return builtin;
 }
 
-function useTiles({ url, attribution, maxZoom }) {
-  container.dataset.basemap = "tiles";
+function useTiles(map, config, onStatus) {
+  const { url, attribution, maxZoom } = config.basemap;
+  map.getContainer().dataset.basemap = "tiles";
   let loaded = 0;
   let errors = 0;
   const tiles = L.tileLayer(url, {
@@ -76,11 +70,15 @@ function useTiles({ url, attribution, maxZoom }) {
     errors += 1;
     if (!loaded && errors > MAX_ERRORS_BEFORE_LOAD && map.hasLayer(tiles)) {
       map.removeLayer(tiles);
-      useBuiltin("The base map could not be loaded, so a simple map drawn from our own layers is shown.");
+      onStatus("The base map could not be loaded, so a simple map drawn from our own layers is shown.");
+      useBuiltin(map, config);
     }
   });
   tiles.addTo(map);
 }
 
-if (config.basemap?.url) useTiles(config.basemap);
-else useBuiltin(null);
+/** Adds the base map to `map`: the configured tiles, else (or when they fail) our own. */
+export function addBasemap(map, config, onStatus = () => {}) {
+  if (config.basemap?.url) useTiles(map, config, onStatus);
+  else useBuiltin(map, config);
+}

@@ -2,13 +2,12 @@
 // browser's geolocation), full screen (the Fullscreen API on the map and its tools, or a
 // full-window fallback) and measure (measure.js). Their messages go to a live region on the
 // map, so that they are read out and visible in full screen too.
-import { L, map } from "./map.js";
+import { L, map } from "./mappage.js";
 import { Measure } from "./measure.js";
 
 const LOCATE_URL = "/api/locate";
 const LOCATE_ZOOM = 17;
 const wrapper = map.getContainer().parentElement;
-const reducedMotion = window.matchMedia("(prefers-reduced-motion: reduce)");
 
 const ICONS = {
   locate:
@@ -129,7 +128,7 @@ async function showLocation({ latitude, longitude, accuracy }) {
     L.circle(latlng, { radius: accuracy || 0, color: "#1d70b8", weight: 1, fillOpacity: 0.1, interactive: false }),
     L.circleMarker(latlng, { radius: 7, color: "#ffffff", weight: 2, fillColor: "#1d70b8", fillOpacity: 1, interactive: false, className: "app-here" }),
   ]).addTo(map);
-  map.setView(latlng, LOCATE_ZOOM, { animate: !reducedMotion.matches });
+  map.setView(latlng, LOCATE_ZOOM); // animated unless the user asked for less motion
   let text = `Your location is shown on the map${accuracy ? `, accurate to about ${Math.round(accuracy)} metres` : ""}.`;
   try {
     const response = await fetch(`${LOCATE_URL}?lon=${longitude.toFixed(6)}&lat=${latitude.toFixed(6)}`);

@@ -3,7 +3,7 @@
 // its area. Enter finishes, Escape cancels. Distances are geodesic on the WGS84 ellipsoid
 // (Vincenty), areas spherical with the ellipsoid's local radius: well within 0.1% at the
 // scale of a borough.
-import { L, map } from "./map.js";
+import { L, map } from "./mappage.js";
 
 const A = 6378137; // WGS84
 const F = 1 / 298.257223563;

@@ -1,6 +1,6 @@
 // Planning applications: a small form (status, received from/to) whose filter restricts
 // what the map draws of the planning applications layer, through the core's setLayerFilter.
-import { config, active, setLayerFilter } from "./map.js";
+import { config, active, setLayerFilter } from "./mappage.js";
 import { and, dateLiteral, inList, property } from "./cql.js";
 
 const LAYER = "planning_applications";

@@ -3,7 +3,7 @@
 // html-to-image), a key of the visible layers (the switcher's own swatches), a scale bar, a
 // north arrow, the attribution and the date. All in the browser, with npm packages served
 // by the app (/vendor/html-to-image, /vendor/jspdf).
-import { map, config, active } from "./map.js";
+import { map, config, active } from "./mappage.js";
 
 const HTML_TO_IMAGE = "/vendor/html-to-image/html-to-image.js";
 const JSPDF = "/vendor/jspdf/jspdf.umd.min.js";
@@ -288,10 +288,6 @@ async function run(kind, task) {
     delete form.dataset.busy;
   }
 }
-
-// The output panels under the map change its size: keep Leaflet's idea of it (and the centre
-// of the view) in step, so that what is printed is what is seen.
-new ResizeObserver(() => map.invalidateSize({ animate: false })).observe(map.getContainer());
 
 if (form) {
   form.addEventListener("submit", (event) => event.preventDefault());

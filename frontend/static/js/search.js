@@ -2,7 +2,7 @@
 // and latitude/longitude (all answered by /api/search). Suggestions follow the ARIA 1.2
 // combobox pattern (a listbox, up/down/enter/escape); the results are also listed as text
 // in a live region, a text alternative to the map. Choosing one shows it on the map.
-import { L, map } from "./map.js";
+import { L, map } from "./mappage.js";
 
 const SEARCH_URL = "/api/search";
 const DEBOUNCE_MS = 250;
@@ -13,8 +13,6 @@ const input = document.getElementById("search-input");
 const listbox = document.getElementById("search-listbox");
 const summary = document.getElementById("search-summary");
 const resultList = document.getElementById("search-results");
-
-const reducedMotion = window.matchMedia("(prefers-reduced-motion: reduce)");
 
 let results = [];
 let activeIndex = -1;
@@ -29,7 +27,9 @@ function resultText(result) {
 async function search(query) {
   controller?.abort(); // a newer query makes the older answer stale
   controller = new AbortController();
-  const response = await fetch(`${SEARCH_URL}?q=${encodeURIComponent(query)}&limit=8`, {
+  const centre = map.getCenter(); // equal names: the nearest to what is on screen first
+  const near = `${centre.lng.toFixed(5)},${centre.lat.toFixed(5)}`;
+  const response = await fetch(`${SEARCH_URL}?q=${encodeURIComponent(query)}&limit=8&near=${near}`, {
     signal: controller.signal,
     headers: { Accept: "application/json" },
   });
@@ -125,12 +125,12 @@ async function update(query, { submitted = false } = {}) {
 
 /** Shows a result on the map: its extent when it has one, else the place at street level. */
 export function showPlace(result) {
-  const animate = !reducedMotion.matches;
+  // Animated or not as the map was made (prefers-reduced-motion).
   if (result.bbox) {
     const [west, south, east, north] = result.bbox;
-    map.fitBounds([[south, west], [north, east]], { maxZoom: PLACE_ZOOM, animate });
+    map.fitBounds([[south, west], [north, east]], { maxZoom: PLACE_ZOOM });
   } else {
-    map.setView([result.lat, result.lon], PLACE_ZOOM, { animate });
+    map.setView([result.lat, result.lon], PLACE_ZOOM);
   }
   marker?.remove();
   marker = L.marker([result.lat, result.lon], {

@@ -1,9 +1,10 @@
 // The attribute table: the features of one visible layer in the current view, as a GOV.UK
-// table read from /ogc (bbox, CQL2 `filter`, `sortby`), with sortable headers, filter
-// conditions, rows to select (highlighted on the map) and downloads of the same selection
-// through /api/export. Which fields appear is the API's decision (restricted fields only
+// table read from /ogc (bbox, CQL2 `filter`, `sortby`) a page of ROW_LIMIT rows at a time
+// (`offset`; previous/next, with the total where the API counts it), with sortable headers,
+// filter conditions, rows to select (highlighted on the map) and downloads of the whole
+// selection through /api/export. Which fields appear is the API's decision (restricted fields only
 // for staff): the table shows whatever the queryables and items give it.
-import { L, map, config, active, ready } from "./map.js";
+import { L, map, config, active, ready } from "./mappage.js";
 import { OPERATORS, and, condition } from "./cql.js";
 
 const ROW_LIMIT = 200;
@@ -33,6 +34,7 @@ const conditionList = document.getElementById("table-conditions");
 const status = document.getElementById("table-status");
 const downloads = document.getElementById("table-downloads");
 const container = document.getElementById("table-container");
+const pager = document.getElementById("table-pages");
 
 const state = {
   layer: null, // a config.layers entry
@@ -40,6 +42,8 @@ const state = {
   conditions: [], // {text, cql}
   sort: null, // {field, descending}
   bbox: null,
+  offset: 0, // of the page shown
+  hasNext: false,
   features: [],
   selected: new Map(), // feature id -> feature
   controller: null,
@@ -73,6 +77,7 @@ function fillLayerSelect() {
     drawHighlight();
     status.textContent = "Switch on a layer to see its features in a table.";
     container.replaceChildren();
+    pager.hidden = true;
     downloads.hidden = true;
     return;
   }
@@ -115,14 +120,16 @@ function queryParams() {
   return params;
 }
 
-async function load() {
+/** Loads the first page of the current query (or, with `offset`, that page of it). */
+async function load(offset = 0) {
   if (!panel.open || !state.layer) return;
-  state.bbox = viewBbox();
+  if (!offset) state.bbox = viewBbox(); // a page of the query shown, not of a newer view
+  state.offset = offset;
   state.controller?.abort();
   state.controller = new AbortController();
   const layer = state.layer;
   const params = queryParams();
-  const url = `${config.ogcUrl}/collections/${encodeURIComponent(layer.id)}/items?f=json&limit=${ROW_LIMIT}&${params}`;
+  const url = `${config.ogcUrl}/collections/${encodeURIComponent(layer.id)}/items?f=json&limit=${ROW_LIMIT}&offset=${offset}&${params}`;
   status.textContent = `Loading ${layer.title}…`;
   container.setAttribute("aria-busy", "true");
   try {
@@ -130,6 +137,7 @@ async function load() {
     const body = await response.json();
     if (!response.ok) throw new Error(body.description || `the server answered ${response.status}`);
     state.features = body.features;
+    state.hasNext = (body.links || []).some((link) => link.rel === "next");
     render(body.numberMatched);
     renderDownloads(params);
   } catch (error) {
@@ -256,12 +264,39 @@ function render(matched) {
   table.append(caption, head, body);
   container.replaceChildren(table);
   container.dataset.rows = String(state.features.length);
+  container.dataset.offset = String(state.offset);
   const count = state.features.length;
   const total = Number.isInteger(matched) ? matched : null;
-  if (!count) status.textContent = `No ${layer.title.toLowerCase()} in this view match.`;
-  else if (total !== null && total > count) status.textContent = `Showing the first ${count} of ${total} features in this view; download them all below, or zoom in.`;
-  else if (total === null && count === ROW_LIMIT) status.textContent = `Showing the first ${count} features in this view; zoom in to see the others.`;
+  const [first, last] = [state.offset + 1, state.offset + count].map((n) => n.toLocaleString("en-GB"));
+  const of = total !== null ? ` of ${total.toLocaleString("en-GB")}` : "";
+  if (!count && !state.offset) status.textContent = `No ${layer.title.toLowerCase()} in this view match.`;
+  else if (!count) status.textContent = "There are no more features.";
+  else if (state.offset || state.hasNext) status.textContent = `Features ${first} to ${last}${of} in this view.`;
   else status.textContent = `${count} ${count === 1 ? "feature" : "features"} in this view.`;
+  renderPager();
+}
+
+function pageLink(direction, offset) {
+  // GOV.UK pagination, with buttons: the pages are of this table, not of the site.
+  const box = document.createElement("div");
+  box.className = `govuk-pagination__${direction}`;
+  const button = document.createElement("button");
+  button.type = "button";
+  button.className = "govuk-link govuk-pagination__link app-link-button";
+  button.dataset.direction = direction;
+  const title = direction === "prev" ? "Previous" : "Next";
+  button.innerHTML = `<span class="govuk-pagination__link-title">${title}<span class="govuk-visually-hidden"> page of features</span></span>`;
+  button.addEventListener("click", () => load(offset).then(() => pager.querySelector(`[data-direction=${direction}]`)?.focus()));
+  box.append(button);
+  return box;
+}
+
+function renderPager() {
+  const parts = [];
+  if (state.offset > 0) parts.push(pageLink("prev", Math.max(0, state.offset - ROW_LIMIT)));
+  if (state.hasNext) parts.push(pageLink("next", state.offset + ROW_LIMIT));
+  pager.replaceChildren(...parts);
+  pager.hidden = !parts.length;
 }
 
 function renderConditions() {
