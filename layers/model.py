@@ -190,6 +190,9 @@ class CouncilProfile(Strict):
     attribution: str
     contact: Contact
     website: str | None = None
+    reference_prefix: str = Field(
+        "REP", pattern=r"^[A-Z]{2,6}$", description="Starts each fault report's reference."
+    )
     synthetic: SyntheticInputs | None = Field(
         None, description="Inputs of the synthetic data generator, when the council uses it."
     )
