@@ -28,13 +28,16 @@ PRIVATE = {"Cache-Control": "private, no-store", "Referrer-Policy": "no-referrer
 
 def report_page_config(request: Request, service: Reports) -> dict[str, Any]:
     """The map core's configuration (map.js), cut down to what a reporter needs: the
-    boundary, the asset layers (switched on) and the public reports; plus the categories."""
+    boundary and base map, the asset layers and public reports (switched on); plus the
+    categories."""
     catalogue = service.catalogue
     with service.engine.connect() as conn:
         updated = {layer: row.finished_at for layer, row in live_versions(conn).items()}
     config = map_config(catalogue, principal(request), updated)
     assets = set(service.config.asset_layers)
+    # The built-in base map (basemap.js) is drawn from the council's basemap layers.
     shown = assets | {catalogue.council.boundary_layer, "reports_public"}
+    shown |= set(config["council"]["basemapLayers"])
     config["layers"] = [
         layer | {"visible": layer["id"] in assets or layer["id"] == "reports_public"}
         for layer in config["layers"]

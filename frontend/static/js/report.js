@@ -192,14 +192,18 @@ categorySelect.addEventListener("change", () => {
 // --- the map: pins, assets, search, location ---------------------------------------------
 
 map.on("featureclick", (event) => {
-  const assetOf = [...categories.values()].find((c) => c.assetLayer === event.layer.id);
-  if (!assetOf) {
+  if (event.layer.id === "reports_public") {
     lastFeatureEvent = event.originalEvent; // a published report: its popup says what it is
     return;
   }
-  lastFeatureEvent = event.originalEvent;
+  // An asset picks itself (and its category) unless another kind of problem is chosen:
+  // then the click is just a pin for that problem.
   const current = categories.get(categorySelect.value);
-  if (current?.assetLayer !== assetOf.assetLayer) {
+  const assetOf = current?.assetLayer === event.layer.id ? current
+    : !current ? [...categories.values()].find((c) => c.assetLayer === event.layer.id) : null;
+  if (!assetOf) return;
+  lastFeatureEvent = event.originalEvent;
+  if (current !== assetOf) {
     categorySelect.value = assetOf.id;
     showQuestions();
   }
