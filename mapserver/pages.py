@@ -75,6 +75,8 @@ def map_page(request: Request) -> HTMLResponse:
         updated = {layer: row.finished_at for layer, row in live_versions(conn).items()}
     config = map_config(catalogue, principal(request), updated)
     config["basemap"] = basemap_config(request.app.state.settings)
+    reports = getattr(request.app.state, "reports", None)  # popups link to fault reporting
+    config["reportAssets"] = reports.asset_links() if reports else {}
     return templates.TemplateResponse(
         request,
         "map.html",

@@ -14,12 +14,14 @@
   for staff only).
 """
 
+import logging
 from datetime import datetime
 from typing import Any
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, Response
 from sqlalchemy.engine import Row
+from sqlalchemy.exc import DBAPIError
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData, UploadFile
 
@@ -46,6 +48,7 @@ from reports.service import (
 )
 
 router = APIRouter(tags=["reports"])
+logger = logging.getLogger(__name__)
 # The largest request body a submit may have: three full photos and the text.
 MAX_BODY = domain.MAX_PHOTOS * (domain.MAX_PHOTO_BYTES + 64 * 1024) + 256 * 1024
 
@@ -203,6 +206,15 @@ async def create(request: Request) -> Response:
         created, status = await run_in_threadpool(submit, service, request, fields, uploads)
     except Invalid as exc:
         return invalid_response(exc)
+    except (DBAPIError, OSError):
+        # The database or the photo store failed: the transaction rolled back and the
+        # photo files were removed, so a retry with the same key is safe.
+        logger.exception("a report could not be saved")
+        return JSONResponse(
+            {"detail": "Your report could not be saved just now; nothing was kept. Send it again."},
+            status_code=503,
+            headers={"Retry-After": "5"},
+        )
     body = {"reference": created.reference, "replayed": created.replayed}
     body |= report_links(service, created.reference, created.token)
     if created.token:

@@ -44,6 +44,7 @@ def report_page_config(request: Request, service: Reports) -> dict[str, Any]:
         if layer["id"] in shown
     ]
     config["basemap"] = basemap_config(service.settings)
+    config["reportAssets"] = service.asset_links()
     config["report"] = {
         "snapMetres": domain.ASSET_SNAP_METRES,
         "nearbyMetres": domain.NEARBY_METRES,

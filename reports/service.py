@@ -51,6 +51,14 @@ class Reports:
     def prefix(self) -> str:
         return self.catalogue.council.reference_prefix
 
+    def asset_links(self) -> dict[str, dict[str, str]]:
+        """Asset layer -> the category its features are reported in, for map popups."""
+        return {
+            c.asset_layer: {"category": c.id, "idField": c.asset_id_field, "name": c.asset_name}
+            for c in self.config.categories
+            if c.asset_layer and c.asset_id_field
+        }
+
 
 def build(settings: Settings, engine: Engine, catalogue: Catalogue) -> Reports | None:
     """The reports service of this council, or None when it has no reports.yml."""

@@ -235,3 +235,43 @@ def test_published_layers_have_no_personal_data(client, staff_http):
     assert staff["features"][0]["properties"]["reporter_email"] == "secret@example.org"
     tile = client.get("/ogc/collections/reports_public/tiles/WebMercatorQuad/10/330/508")
     assert tile.status_code in (200, 204) and tile.headers["cache-control"] == "no-store"
+
+
+def test_a_failed_transaction_keeps_neither_report_nor_photo(client, engine, runtime, scalar):
+    """PostgreSQL refuses the insert (a trigger stands for any failure after the photos
+    were written): 503, no report, and the photo files are gone again."""
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                "CREATE FUNCTION app.refuse_report() RETURNS trigger LANGUAGE plpgsql AS"
+                " $$BEGIN IF NEW.title = 'refuse me' THEN RAISE EXCEPTION 'refused'; END IF;"
+                " RETURN NEW; END$$;"
+                " CREATE TRIGGER refuse_report BEFORE INSERT ON app.reports FOR EACH ROW"
+                " EXECUTE FUNCTION app.refuse_report()"
+            )
+        )
+    try:
+        before = sorted(runtime.settings.photos_path.rglob("*.jpg"))
+        idem = key()
+        photo = ("photos", ("a.jpg", jpeg_with_gps((64, 64)), "image/jpeg"))
+        answer = submit(client, files=[photo], idem=idem, title="refuse me")
+        assert answer.status_code == 503 and "Send it again" in answer.json()["detail"]
+        assert scalar("SELECT count(*) FROM app.reports WHERE idempotency_key = :k", k=idem) == 0
+        assert sorted(runtime.settings.photos_path.rglob("*.jpg")) == before
+    finally:
+        with engine.begin() as conn:
+            conn.execute(text("DROP TRIGGER refuse_report ON app.reports"))
+            conn.execute(text("DROP FUNCTION app.refuse_report()"))
+    # The retry, once the database accepts it, makes the report.
+    assert submit(client, files=[photo], idem=idem, title="refuse me").status_code == 201
+
+
+def test_limits_per_address_and_device():
+    from reports.limits import HourlyLimit
+
+    limit = HourlyLimit(2)
+    assert limit.spend("ip:a", "device:1") is None
+    assert limit.spend("ip:b", "device:1") is None
+    assert limit.spend("ip:c", "device:1") > 0  # the device is spent, whatever its address
+    assert limit.spend("ip:a", "device:2") is None
+    assert limit.spend("ip:a", None) > 0  # and so is the address

@@ -25,7 +25,9 @@ def open_report_page(page, lon, lat, zoom=18, extra=""):
 
 def click_map_at(page, lon, lat):
     """A real mouse click where (lon, lat) is on the map."""
-    point = page.evaluate("([lat, lon]) => window.__map.latLngToContainerPoint([lat, lon])", [lat, lon])
+    point = page.evaluate(
+        "([lat, lon]) => window.__map.latLngToContainerPoint([lat, lon])", [lat, lon]
+    )
     box = page.locator("#map").bounding_box()
     page.mouse.click(box["x"] + point["x"], box["y"] + point["y"])
 
@@ -48,13 +50,16 @@ def test_report_from_the_map_with_a_photo(page, engine, runtime, artifacts, tmp_
     page.fill("#title", "Water across the road")
     page.fill("#description", "Deep water. Call me on 07700 900123 if needed.")
     photo = jpeg_with_gps((1600, 1200))
-    page.set_input_files("#photos", files=[{"name": "flood.jpg", "mimeType": "image/jpeg", "buffer": photo}])
+    page.set_input_files(
+        "#photos", files=[{"name": "flood.jpg", "mimeType": "image/jpeg", "buffer": photo}]
+    )
     page.click("#submit-report")
     # Contact details in the text: a warning first, and the report is not sent yet.
     warning = page.locator("#personal-warning")
     warning.wait_for()
     assert "a phone number" in warning.inner_text()
     assert page.url.endswith("zoom=18") or "/report" in page.url
+    page.screenshot(path=str(artifacts / "report.png"))
     page.click("#submit-report")  # sent anyway, as the resident chose
     page.wait_for_url(re.compile(r"/reports/SMBC-\d{4}-\d{6}/confirmation\?token="), timeout=20_000)
     reference = page.locator("#reference").inner_text()
@@ -77,6 +82,24 @@ def test_report_from_the_map_with_a_photo(page, engine, runtime, artifacts, tmp_
     assert page.locator(".app-photos img").count() == 1
     assert axe_violations(page, artifacts / "axe-report-public.json") == []
     assert not dialogs
+
+
+@pytest.mark.browser
+def test_report_an_asset_from_its_popup(page, streetlight):
+    """As on Stockport's maps: click the street light, then "Report a fault with this"."""
+    page.goto(f"/?lat={streetlight.lat}&lng={streetlight.lon}&zoom=19&layers=streetlights")
+    page.wait_for_selector("#map[data-ready=true]", timeout=20_000)
+    page.wait_for_selector(
+        ".leaflet-tile-loaded path, .leaflet-tile-container canvas", timeout=20_000
+    )
+    page.wait_for_timeout(500)  # the tile's features drawn
+    click_map_at(page, streetlight.lon, streetlight.lat)
+    page.get_by_role("link", name="Report a fault with this street light").click()
+    page.wait_for_selector("#report-form[data-ready=true]", timeout=20_000)
+    page.wait_for_function(
+        "id => document.getElementById('asset_id').value === id", arg=streetlight.asset_id
+    )
+    assert page.locator("#category").input_value() == "streetlight"
 
 
 @pytest.mark.browser
@@ -103,7 +126,7 @@ def test_report_an_asset(page, engine, streetlight):
 
 
 @pytest.mark.browser
-def test_is_this_it_and_me_too_and_hostile_text(page, client, scalar):
+def test_is_this_it_and_me_too_and_hostile_text(page, client, scalar, artifacts):
     where = {"lon": INSIDE["lon"] - 0.004, "lat": INSIDE["lat"] + 0.002}
     made = client.post(
         "/api/reports",
@@ -117,10 +140,14 @@ def test_is_this_it_and_me_too_and_hostile_text(page, client, scalar):
     nearby = page.locator("#nearby-list")
     nearby.get_by_text(XSS).wait_for()  # the title shown as text, not run
     no_xss(page)
+    page.screenshot(path=str(artifacts / "report-nearby.png"))
     page.fill("#metoo-email", "neighbour@example.org")
     nearby.get_by_role("button", name=re.compile("^Me too")).first.click()
     page.locator("#metoo-status").get_by_text(made["reference"]).wait_for()
-    assert scalar("SELECT interest_count FROM app.reports WHERE reference = :r", r=made["reference"]) == 1
+    assert (
+        scalar("SELECT interest_count FROM app.reports WHERE reference = :r", r=made["reference"])
+        == 1
+    )
     assert scalar("SELECT count(*) FROM app.reports") == before  # no duplicate made
     # The published layer's popup shows the title as text too.
     page.goto(f"/reports/{made['reference']}")

@@ -2,10 +2,11 @@
 // core (map.js), see open reports of the same category nearby ("Is this it?", with "me
 // too"), then send the report with an idempotency key, retried on a network failure.
 // Every piece of user text is put in the page with textContent, never as HTML.
-import { L, config, map, popupExtras, ready } from "./map.js";
+import { L, config, map, ready } from "./map.js";
 import "./basemap.js";
 import "./search.js";
 import "./controls.js";
+import "./report-links.js";
 
 const settings = config.report;
 const categories = new Map(settings.categories.map((c) => [c.id, c]));
@@ -103,6 +104,7 @@ async function check(latlng, assetId) {
   }
   const where = L.latLng(answer.lat, answer.lon);
   placePin(where);
+  if (!map.getBounds().contains(where)) map.panTo(where);
   field("lon").value = String(answer.lon);
   field("lat").value = String(answer.lat);
   field("asset_id").value = answer.asset_id || "";
@@ -232,16 +234,6 @@ field("use-location").addEventListener("click", () => {
     () => setLocationMessage("Your location is not available. Search for the place, or click the map.", true),
     { enableHighAccuracy: true, timeout: 15_000, maximumAge: 60_000 },
   );
-});
-
-// Links from an asset's popup on the main map (?category=&asset_id=&lat=&lng=).
-popupExtras.push((layer, feature) => {
-  if (layer.id !== "reports_public" || !feature.properties.reference) return null;
-  const link = document.createElement("a");
-  link.className = "govuk-link";
-  link.href = `/reports/${encodeURIComponent(feature.properties.reference)}`;
-  link.textContent = "View this report";
-  return link;
 });
 
 // --- details and submit ------------------------------------------------------------------
