@@ -108,4 +108,5 @@ def page_context(request: Request) -> dict[str, Any]:
         "council": request.app.state.catalogue.council,
         "user": who if who.user_id is not None else None,
         "csrf_token": request.scope.get("csrf_token"),
+        "takes_reports": getattr(request.app.state, "reports", None) is not None,
     }

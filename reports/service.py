@@ -155,13 +155,11 @@ def locate(
         return Located(point, lon, lat, None, False)
     with service.engine.connect() as conn:
         if asset_id:
-            asset = store.asset_by_id(conn, service.catalogue, category, asset_id)
+            asset = store.find_asset(conn, service.catalogue, category, asset_id=asset_id)
             if asset is None:
                 raise Invalid({"asset_id": f"There is no {category.asset_name} {asset_id}."})
         else:
-            asset = store.nearest_asset(
-                conn, service.catalogue, category, point, domain.ASSET_SNAP_METRES
-            )
+            asset = store.find_asset(conn, service.catalogue, category, near=point)
     if asset is None:
         return Located(point, lon, lat, None, False)
     snapped = store.Point(asset.x, asset.y)

@@ -152,41 +152,32 @@ def _nothing(conn: Connection) -> Row:
     return conn.execute(text("SELECT NULL::text AS code, NULL::text AS name")).one()
 
 
-def nearest_asset(
-    conn: Connection, catalogue: Catalogue, category: Category, point: Point, metres: float
+def find_asset(
+    conn: Connection,
+    catalogue: Catalogue,
+    category: Category,
+    *,
+    asset_id: str | None = None,
+    near: Point | None = None,
+    metres: float = domain.ASSET_SNAP_METRES,
 ) -> Row | None:
-    """The category's asset nearest ``point`` within ``metres``: (asset_id, x, y, distance),
-    or None. A dropped pin snaps to it (:data:`reports.domain.ASSET_SNAP_METRES`)."""
-    if not category.asset_layer:
+    """The category's asset with ``asset_id``, or else the one nearest ``near`` within
+    ``metres`` (a dropped pin snaps to it): (asset_id, x, y), or None."""
+    if not category.asset_layer or (asset_id is None and near is None):
         return None
     table = catalogue.layers[category.asset_layer].table_name
-    return conn.execute(
-        text(
-            f'SELECT "{category.asset_id_field}"::text AS asset_id, ST_X(geom) AS x,'
-            " ST_Y(geom) AS y, ST_Distance(geom, p.g) AS distance"
-            f' FROM layers."{table}", (SELECT ST_SetSRID(ST_MakePoint(:x, :y), 27700) AS g) p'
-            " WHERE ST_DWithin(geom, p.g, :metres)"
-            " ORDER BY geom <-> p.g LIMIT 1"
-        ),
-        {"x": point.x, "y": point.y, "metres": metres},
-    ).one_or_none()
-
-
-def asset_by_id(
-    conn: Connection, catalogue: Catalogue, category: Category, asset_id: str
-) -> Row | None:
-    """The category's asset with this id: (asset_id, x, y), or None."""
-    if not category.asset_layer:
-        return None
-    table = catalogue.layers[category.asset_layer].table_name
-    return conn.execute(
-        text(
-            f'SELECT "{category.asset_id_field}"::text AS asset_id, ST_X(geom) AS x,'
-            f' ST_Y(geom) AS y FROM layers."{table}"'
-            f' WHERE "{category.asset_id_field}"::text = :asset_id LIMIT 1'
-        ),
-        {"asset_id": asset_id},
-    ).one_or_none()
+    field = category.asset_id_field
+    sql = f'SELECT "{field}"::text AS asset_id, ST_X(geom) AS x, ST_Y(geom) AS y'
+    sql += f' FROM layers."{table}"'
+    if asset_id is not None:
+        sql += f' WHERE "{field}"::text = :asset_id LIMIT 1'
+        params: dict[str, Any] = {"asset_id": asset_id}
+    else:
+        assert near is not None
+        here = "ST_SetSRID(ST_MakePoint(:x, :y), 27700)"
+        sql += f" WHERE ST_DWithin(geom, {here}, :metres) ORDER BY geom <-> {here} LIMIT 1"
+        params = {"x": near.x, "y": near.y, "metres": metres}
+    return conn.execute(text(sql), params).one_or_none()
 
 
 def create_report(

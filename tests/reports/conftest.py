@@ -18,10 +18,11 @@ INSIDE = {"lon": -2.1580, "lat": 53.4085}  # Stockport town centre
 OUTSIDE = {"lon": -2.2440, "lat": 53.4800}  # Manchester city centre
 
 
-def jpeg_with_gps(size=(1200, 900)) -> bytes:
+def jpeg_with_gps(size=(1200, 900), orientation=1) -> bytes:
+    """A JPEG as a phone makes it: camera make, orientation and the GPS position."""
     exif = piexif.dump(
         {
-            "0th": {piexif.ImageIFD.Make: b"PhoneCo"},
+            "0th": {piexif.ImageIFD.Make: b"PhoneCo", piexif.ImageIFD.Orientation: orientation},
             "GPS": {
                 piexif.GPSIFD.GPSLatitudeRef: b"N",
                 piexif.GPSIFD.GPSLatitude: ((53, 1), (24, 1), (3600, 100)),

@@ -9,26 +9,11 @@ from PIL import Image
 
 from reports import photos
 
-
-def jpeg_with_gps(size=(3000, 2000)) -> bytes:
-    exif = piexif.dump(
-        {
-            "0th": {piexif.ImageIFD.Make: b"PhoneCo", piexif.ImageIFD.Orientation: 6},
-            "GPS": {
-                piexif.GPSIFD.GPSLatitudeRef: b"N",
-                piexif.GPSIFD.GPSLatitude: ((53, 1), (24, 1), (3600, 100)),
-                piexif.GPSIFD.GPSLongitudeRef: b"W",
-                piexif.GPSIFD.GPSLongitude: ((2, 1), (9, 1), (1800, 100)),
-            },
-        }
-    )
-    out = io.BytesIO()
-    Image.new("RGB", size, (200, 30, 30)).save(out, "JPEG", exif=exif)
-    return out.getvalue()
+from .conftest import jpeg_with_gps
 
 
 def test_gps_exif_is_removed_and_the_photo_turned_and_shrunk():
-    upload = jpeg_with_gps()
+    upload = jpeg_with_gps((3000, 2000), orientation=6)
     assert piexif.load(upload)["GPS"]  # the upload carries a location
     clean = photos.clean(upload)
     stored = Image.open(io.BytesIO(clean.data))

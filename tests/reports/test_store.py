@@ -4,13 +4,12 @@ duplicates and the reopen window, each in one transaction as the API uses them."
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import text
 
+from mapserver.sessions import create_user
 from reports import store
 from reports.categories import load_reports_config
 from reports.domain import State, TransitionError
 
-STAFF = store.Actor("A Officer", user_id=None)
 POINT = store.Point(389_500, 390_200)
 
 
@@ -38,13 +37,7 @@ def _create(runtime, config, **extra):
 
 @pytest.fixture(scope="module")
 def staff(engine):
-    with engine.begin() as conn:
-        user_id = conn.execute(
-            text(
-                "INSERT INTO app.users (email, name, role, password_hash)"
-                " VALUES ('store-staff@example.gov.uk', 'A Officer', 'staff', 'x') RETURNING id"
-            )
-        ).scalar_one()
+    user_id = create_user(engine, "store-staff@example.gov.uk", "A Officer", "staff", "x" * 12)
     return store.Actor("A Officer", user_id)
 
 
