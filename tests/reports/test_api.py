@@ -3,15 +3,21 @@ check and me-too, the public view without personal data, staff state changes, th
 reporter's update and reopening, and the layers published through the OGC API."""
 
 import io
+import threading
+import time
 from datetime import timedelta
 
+import httpx
 import piexif
 import pytest
+import uvicorn
 from PIL import Image
 from sqlalchemy import text
 
+from mapserver.app import create_app
 from reports.domain import REOPEN_WINDOW
 
+from ..conftest import free_port
 from .conftest import OUTSIDE, jpeg_with_gps, key, report_form
 
 XSS = '<script>alert("x")</script><img src=x onerror=alert(1)>'
@@ -275,3 +281,37 @@ def test_limits_per_address_and_device():
     assert limit.spend("ip:c", "device:1") > 0  # the device is spent, whatever its address
     assert limit.spend("ip:a", "device:2") is None
     assert limit.spend("ip:a", None) > 0  # and so is the address
+
+
+@pytest.fixture
+def strict_server(runtime):
+    """The same service with a limit of two submissions an hour, on its own port."""
+    settings = runtime.settings.model_copy(update={"report_rate_limit": 2, "port": free_port()})
+    strict = type(runtime)(settings=settings, engine=runtime.engine, catalogue=runtime.catalogue)
+    server = uvicorn.Server(
+        uvicorn.Config(
+            create_app(strict), host=settings.host, port=settings.port, log_level="warning"
+        )
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        time.sleep(0.05)
+    yield settings.base_url
+    server.should_exit = True
+    thread.join(timeout=10)
+
+
+def test_rate_limit_answers_429(strict_server, client):
+    made_key = key()
+    made = submit(client, idem=made_key).json()
+    with httpx.Client(base_url=strict_server, timeout=30) as http:
+        url = f"/api/reports/{made['reference']}/me-too"
+        assert http.post(url, data={"device_id": "device-one-1"}).status_code == 200
+        assert http.post(url, data={"device_id": "device-two-2"}).status_code == 200
+        third = http.post(url, data={"device_id": "device-three"})  # same address
+        assert third.status_code == 429 and int(third.headers["retry-after"]) > 0
+        assert "Try again later" in third.json()["detail"]
+        # A retry of a report already made is not counted against the limit.
+        again = http.post("/api/reports", data=report_form(), headers={"Idempotency-Key": made_key})
+        assert again.status_code == 200
