@@ -329,7 +329,13 @@ def public_view(service: Reports, conn: Any, report: Row, staff: bool = False) -
         "lon": lon,
         "lat": lat,
         "history": [
-            {"state": h.state, "state_label": State(h.state).label, "at": h.created_at.isoformat()}
+            {
+                "state": h.state,
+                "state_label": State(h.state).label,
+                "at": h.created_at.isoformat(),
+                # Staff names are for staff; the public sees who in general.
+                "by": h.changed_by if staff else ("Council" if h.user_id else h.changed_by),
+            }
             for h in store.history(conn, report.id)
         ],
         "updates": [

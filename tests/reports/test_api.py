@@ -174,6 +174,7 @@ def test_staff_fix_and_reporter_reopen_within_8_weeks(client, staff_http, engine
     view = client.get(f"/api/reports/{ref}").json()
     assert view["state"] == "fixed" and [h["state"] for h in view["history"]] == ["open", "fixed"]
     assert view["updates"][0]["body"] == "Filled."
+    assert [h["by"] for h in view["history"]] == ["Reporter", "Council"]  # no staff email
     # The reporter's page offers reopening; a wrong token offers nothing.
     assert "Reopen" in client.get(f"/reports/{ref}", params={"token": token}).text
     assert "Reopen" not in client.get(f"/reports/{ref}", params={"token": "wrong"}).text

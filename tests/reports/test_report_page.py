@@ -199,6 +199,7 @@ def test_staff_fix_then_reporter_reopens(browser, base_url, client, artifacts, s
     assert "Open" in page.locator("#report-state").inner_text()
     history = page.locator("#history + table").inner_text()
     assert history.count("Open") == 2 and "Fixed" in history
+    page.screenshot(path=str(artifacts / "report-reporter.png"), full_page=True)
     assert axe_violations(page, artifacts / "axe-report-reporter.json") == []
     page.goto("/reports/SMBC-1999-000000")
     assert axe_violations(page, artifacts / "axe-report-missing.json") == []
