@@ -114,15 +114,41 @@ def test_report_an_asset(page, engine, streetlight):
     assert streetlight.asset_id in page.locator("#asset-status").inner_text()
     page.check("#q-streetlight-fault-on_during_day")
     page.fill("#title", "Light on all day")
-    page.click("#submit-report")
+    idem = page.input_value("#idempotency_key")
+    page.dblclick("#submit-report")  # a double click sends one report
     page.wait_for_url(re.compile(r"/confirmation\?token="), timeout=20_000)
     reference = page.locator("#reference").inner_text()
     with engine.connect() as conn:
         asset = conn.execute(
-            text("SELECT asset_layer, asset_id FROM app.reports WHERE reference = :r"),
-            {"r": reference},
+            text(
+                "SELECT asset_layer, asset_id, (SELECT count(*) FROM app.reports"
+                " WHERE idempotency_key = :k) AS made FROM app.reports WHERE reference = :r"
+            ),
+            {"r": reference, "k": idem},
         ).one()
-    assert tuple(asset) == ("streetlights", streetlight.asset_id)
+    assert tuple(asset) == ("streetlights", streetlight.asset_id, 1)
+
+
+@pytest.mark.browser
+def test_without_the_map_search_or_my_location(browser, base_url):
+    context = browser.new_context(
+        base_url=base_url,
+        geolocation={"latitude": INSIDE["lat"], "longitude": INSIDE["lon"]},
+        permissions=["geolocation"],
+    )
+    page = context.new_page()
+    open_report_page(page, INSIDE["lon"], INSIDE["lat"], zoom=14)
+    page.fill("#search-input", "389500, 390200")  # eastings and northings
+    page.press("#search-input", "Enter")
+    page.wait_for_selector("#report-form[data-located=inside]")
+    first = page.input_value("#lon")
+    page.click("#use-location")
+    page.wait_for_function(
+        "lon => Math.abs(Number(document.getElementById('lon').value) - lon) < 1e-4",
+        arg=INSIDE["lon"],
+    )
+    assert page.input_value("#lon") != first
+    context.close()
 
 
 @pytest.mark.browser
