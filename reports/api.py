@@ -86,8 +86,12 @@ def spend(service: Reports, request: Request, fields: dict[str, Any]) -> None:
 
 async def read_form(request: Request) -> tuple[dict[str, Any], list[tuple[str, bytes]]]:
     """Text fields (repeated ones as lists) and the uploaded photos (name, bytes)."""
-    length = request.headers.get("content-length")
-    if length and length.isdigit() and int(length) > MAX_BODY:
+    # Uploads are spooled to disk as they arrive, so the size is checked before reading:
+    # a body of unknown length (chunked) is refused rather than read without limit.
+    length = request.headers.get("content-length", "")
+    if not length.isdigit():
+        raise Invalid({"form": "Send the form with a Content-Length."}, 411)
+    if int(length) > MAX_BODY:
         raise Invalid({"photos": "That is too much to send: up to 3 photos of 10 MB."}, 413)
     kind = request.headers.get("content-type", "")
     if not kind.startswith(("multipart/form-data", "application/x-www-form-urlencoded")):

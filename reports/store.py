@@ -387,8 +387,9 @@ def nearby_open(
             " ST_Y(ST_Transform(ST_SnapToGrid(r.geom, :grid), 4326)) AS lat"
             " FROM app.reports r, (SELECT ST_SetSRID(ST_MakePoint(:x, :y), 27700) AS g) p"
             " WHERE r.category = :category AND r.state = ANY(:open) AND NOT r.hidden"
+            # Both sides indexed (reports_geom, reports_asset): a bitmap OR, no scan.
             " AND (ST_DWithin(r.geom, p.g, :metres)"
-            "      OR (CAST(:asset AS text) IS NOT NULL AND r.asset_id = :asset))"
+            "      OR (r.asset_layer = :layer AND r.asset_id = :asset))"
             " ORDER BY (r.asset_id IS NOT DISTINCT FROM :asset) DESC, r.geom <-> p.g"
             " LIMIT :limit"
         ),
@@ -400,6 +401,7 @@ def nearby_open(
             "open": [str(s) for s in domain.OPEN_STATES],
             "metres": metres,
             "asset": asset_id,
+            "layer": category.asset_layer,
             "limit": limit,
         },
     ).all()

@@ -112,6 +112,11 @@ def test_too_many_photos_and_bad_fields(client):
     assert submit(client, email="not-an-email").json()["errors"]["email"]
     assert submit(client, lon="abc").json()["errors"]["location"]
     assert client.post("/api/reports", json={"title": "x"}).status_code == 415
+    chunked = client.post(
+        "/api/reports", content=iter([b"title=x"]),
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )  # fmt: skip
+    assert chunked.status_code == 411
     assert submit(client, idem="short").status_code == 400
 
 
