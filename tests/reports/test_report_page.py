@@ -32,6 +32,15 @@ def click_map_at(page, lon, lat):
     page.mouse.click(box["x"] + point["x"], box["y"] + point["y"])
 
 
+def report_lonlat(page, reference):
+    """Where the map draws a published report (its rounded location)."""
+    found = page.evaluate(
+        """ref => fetch(`/api/reports/${ref}`).then(r => r.json()).then(r => [r.lon, r.lat])""",
+        reference,
+    )
+    return found[0], found[1]
+
+
 def no_xss(page):
     assert page.evaluate("() => window.__xss") is None
 
@@ -175,7 +184,13 @@ def test_is_this_it_and_me_too_and_hostile_text(page, client, scalar, artifacts)
         == 1
     )
     assert scalar("SELECT count(*) FROM app.reports") == before  # no duplicate made
-    # The published layer's popup shows the title as text too.
+    # On the map, the published report's popup shows the title as text too.
+    page.wait_for_selector("path.layer-reports_public")
+    click_map_at(page, *report_lonlat(page, made["reference"]))
+    popup = page.locator(".leaflet-popup-content")
+    popup.get_by_text(XSS).first.wait_for()
+    assert popup.get_by_role("link", name="View this report").count() == 1
+    no_xss(page)
     page.goto(f"/reports/{made['reference']}")
     assert page.locator("#report-title").inner_text() == XSS
     no_xss(page)
