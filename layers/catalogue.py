@@ -4,12 +4,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from layers.model import CouncilProfile, Layer
 from mapserver.errors import ServiceError
 
 PROFILE_FILE = "council.yml"
+# Other configuration in the folder that is not a layer (reports.yml: report categories).
+NOT_LAYERS = {PROFILE_FILE, "reports.yml"}
 
 
 @dataclass(frozen=True)
@@ -34,7 +36,8 @@ class Catalogue:
         return [layer for layer in self.layers.values() if layer.sample]
 
 
-def _read(path: Path, model: type[Layer] | type[CouncilProfile]) -> Layer | CouncilProfile:
+def read_model[Model: BaseModel](path: Path, model: type[Model]) -> Model:
+    """A YAML file validated by ``model``; a ServiceError naming every problem otherwise."""
     try:
         # libyaml's safe loader: 8x faster, and every command reads the whole catalogue.
         document = yaml.load(path.read_text(encoding="utf-8"), Loader=yaml.CSafeLoader)
@@ -57,13 +60,13 @@ def load_catalogue(directory: Path) -> Catalogue:
             f"No council profile at {profile_path}.",
             hint="Set MAPSERVER_COUNCIL to a folder in layers/ or MAPSERVER_CATALOGUE_DIR.",
         )
-    council = _read(profile_path, CouncilProfile)
+    council = read_model(profile_path, CouncilProfile)
     layers: dict[str, Layer] = {}
     tables: dict[str, str] = {}
     for path in sorted(directory.glob("*.yml")):
-        if path.name == PROFILE_FILE:
+        if path.name in NOT_LAYERS:
             continue
-        layer = _read(path, Layer)
+        layer = read_model(path, Layer)
         if layer.id != path.stem:
             raise ServiceError(f"{path}: id {layer.id!r} must match the file name {path.stem!r}")
         if layer.table_name in tables:

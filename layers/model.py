@@ -110,6 +110,11 @@ class Layer(Strict):
     network: Literal["walk"] | None = Field(
         None, description="A line layer noded at junctions: routed distances use it (pgRouting)."
     )
+    managed: bool = Field(
+        False,
+        description="Maintained by the service itself (a view of residents' reports), "
+        "never loaded from a file.",
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> "Layer":
@@ -126,6 +131,8 @@ class Layer(Strict):
             raise ValueError("a network layer must be of lines")
         if self.derived_from and self.source:
             raise ValueError("a derived layer has no source of its own")
+        if self.managed and (self.source or self.sample or self.refresh or self.derived_from):
+            raise ValueError("a managed layer has no source, sample, refresh or derived_from")
         return self
 
     @property
@@ -195,6 +202,9 @@ class CouncilProfile(Strict):
     attribution: str
     contact: Contact
     website: str | None = None
+    reference_prefix: str = Field(
+        "REP", pattern=r"^[A-Z]{2,6}$", description="Starts each fault report's reference."
+    )
     synthetic: SyntheticInputs | None = Field(
         None, description="Inputs of the synthetic data generator, when the council uses it."
     )

@@ -38,11 +38,12 @@ def layer_table(layer: Layer, name: str | None = None) -> sa.Table:
 
 def ensure_layer_tables(engine: Engine, layers: list[Layer]) -> None:
     """Create an empty table for every catalogue layer not loaded yet, so each collection
-    answers (with no features) instead of failing before its first load."""
+    answers (with no features) instead of failing before its first load. Managed layers
+    are views the migrations make (see reports/), never tables made here."""
     with engine.begin() as conn:
         present = set(sa.inspect(conn).get_table_names(schema=LAYER_SCHEMA))
         for layer in layers:
-            if layer.table_name in present:
+            if layer.managed or layer.table_name in present:
                 continue
             table = layer_table(layer)
             table.create(conn)

@@ -76,6 +76,8 @@ def map_page_config(request: Request) -> dict[str, Any]:
         updated = {layer: row.finished_at for layer, row in live_versions(conn).items()}
     config = map_config(request.app.state.catalogue, principal(request), updated)
     config["basemap"] = basemap_config(request.app.state.settings)
+    reports = getattr(request.app.state, "reports", None)  # popups link to fault reporting
+    config["reportAssets"] = reports.asset_links() if reports else {}
     return config
 
 
@@ -112,4 +114,5 @@ def page_context(request: Request) -> dict[str, Any]:
         "council": request.app.state.catalogue.council,
         "user": who if who.user_id is not None else None,
         "csrf_token": request.scope.get("csrf_token"),
+        "takes_reports": getattr(request.app.state, "reports", None) is not None,
     }

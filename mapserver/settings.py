@@ -75,6 +75,25 @@ class Settings(BaseSettings):
         128, ge=0, description="Memory for rendered vector tiles, per process (0: no cache)."
     )
 
+    # Fault reports (reports/): photos, and limits on what one resident can send.
+    photos_dir: Path | None = Field(
+        None, description="Folder of residents' photos. Default: <state_dir>/photos."
+    )
+    photos_s3_bucket: str | None = Field(
+        None, description="S3-compatible bucket for photos instead of photos_dir (boto3)."
+    )
+    photos_s3_endpoint: str | None = Field(
+        None, description="Endpoint URL of the S3-compatible service (MinIO…). Unset: AWS."
+    )
+    photos_s3_prefix: str = Field("photos", description="Key prefix of photos in the bucket.")
+    report_rate_limit: int = Field(
+        20, ge=1, description="Reports and updates an hour from one address or one device."
+    )
+
+    @property
+    def photos_path(self) -> Path:
+        return self.photos_dir or self.state_dir / "photos"
+
     @property
     def catalogue_path(self) -> Path:
         return self.catalogue_dir or PROJECT_DIR / "layers" / self.council

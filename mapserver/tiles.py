@@ -605,12 +605,18 @@ async def vector_tile(
     versions = live_versions(request)
     await versions.fresh()
     key = tile_key(layer, versions.get(layer.id), fields, tms, tile, where)
-    headers = cache_headers(tile_etag(key), layer, who)
-    if etag_matches(request.headers.get("if-none-match"), headers["ETag"]):
-        return Response(status_code=304, headers=headers)
     cache: TileCache = request.app.state.tile_cache
+    # A managed layer (residents' reports) changes with every report: it has no load
+    # version to make an ETag from, and its tiles are not kept.
+    cached = bool(cache.max_bytes) and not layer.managed
+    if layer.managed:
+        headers = {"Cache-Control": "no-store", "Vary": "Authorization, X-API-Key"}
+    else:
+        headers = cache_headers(tile_etag(key), layer, who)
+        if etag_matches(request.headers.get("if-none-match"), headers["ETag"]):
+            return Response(status_code=304, headers=headers)
     started = time.perf_counter()
-    body = cache.get(key)
+    body = cache.get(key) if cached else None
     outcome = "hit" if body is not None else "miss"
     if body is None:
         engine = request.app.state.engine
@@ -618,8 +624,8 @@ async def vector_tile(
         async def render() -> tuple[int | None, bytes]:
             return await run_in_threadpool(render_tile, engine, layer, fields, tms, tile, where)
 
-        version, body = await (cache.render_once(key, render) if cache.max_bytes else render())
-        if version != key.version:  # loaded or rolled back since the versions were read
+        version, body = await (cache.render_once(key, render) if cached else render())
+        if cached and version != key.version:  # loaded or rolled back since the versions were read
             headers |= cache_headers(tile_etag(replace(key, version=version)), layer, who)
     headers["Server-Timing"] = (
         f'tile;desc="{outcome}";dur={(time.perf_counter() - started) * 1000:.1f}'

@@ -16,7 +16,7 @@ def env_names() -> set[str]:
 
 def test_every_setting_is_in_the_readme_table():
     readme = (PROJECT_DIR / "README.md").read_text()
-    documented = set(re.findall(r"^\| `([A-Z_]+)` \|", readme, flags=re.MULTILINE))
+    documented = set(re.findall(r"^\| `([A-Z0-9_]+)` \|", readme, flags=re.MULTILINE))
     assert documented == env_names()
 
 

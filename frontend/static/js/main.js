@@ -7,3 +7,4 @@ import "./controls.js";
 import "./table.js";
 import "./print.js";
 import "./planning.js";
+import "./report-links.js";

@@ -72,6 +72,8 @@ async function tileLayer(layer) {
   });
   grid.on("click", (event) => {
     const feature = { id: event.layer.featureId, properties: event.layer.properties || {} };
+    // Other modules (the report page) learn which feature was clicked.
+    map.fire("featureclick", { layer, feature, latlng: event.latlng, originalEvent: event.originalEvent });
     openPopup(event.latlng, popupContent(layer, feature));
   });
   return grid;
@@ -220,6 +222,9 @@ function chooser(found, latlng) {
 map.on("click", (event) => {
   const found = featuresAt(event.latlng);
   if (!found.length) return;
+  for (const { layer, feature } of found) {
+    map.fire("featureclick", { layer, feature, latlng: event.latlng, originalEvent: event.originalEvent });
+  }
   openPopup(event.latlng, found.length === 1 ? popupContent(found[0].layer, found[0].feature) : chooser(found, event.latlng));
 });
 
