@@ -107,6 +107,11 @@ class Layer(Strict):
     )
     derived_from: Derived | None = None
     gazetteer: Gazetteer | None = None
+    managed: bool = Field(
+        False,
+        description="Maintained by the service itself (a view of residents' reports), "
+        "never loaded from a file.",
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> "Layer":
@@ -121,6 +126,8 @@ class Layer(Strict):
             raise ValueError(f"gazetteer field {self.gazetteer.field!r} is not one of the fields")
         if self.derived_from and self.source:
             raise ValueError("a derived layer has no source of its own")
+        if self.managed and (self.source or self.sample or self.refresh or self.derived_from):
+            raise ValueError("a managed layer has no source, sample, refresh or derived_from")
         return self
 
     @property

@@ -37,9 +37,12 @@ def layer_table(layer: Layer, name: str | None = None) -> sa.Table:
 
 def ensure_layer_tables(engine: Engine, layers: list[Layer]) -> None:
     """Create an empty table for every catalogue layer not loaded yet, so each collection
-    answers (with no features) instead of failing before its first load."""
+    answers (with no features) instead of failing before its first load. Managed layers
+    are views the migrations make (see reports/), never tables made here."""
     with engine.begin() as conn:
         for layer in layers:
+            if layer.managed:
+                continue
             table = layer_table(layer)
             if not sa.inspect(conn).has_table(table.name, schema=LAYER_SCHEMA):
                 table.create(conn)

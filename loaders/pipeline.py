@@ -301,6 +301,8 @@ def load_layer(
     boundary and derived layers are rebuilt."""
     if layer.derived_from:
         raise ServiceError(f"Layer {layer.id} is derived from {layer.derived_from.layer}.")
+    if layer.managed:
+        raise ServiceError(f"Layer {layer.id} is maintained by the service; it is not loaded.")
     started = time.monotonic()
     source = source or layer.source or Source(path=str(location))
     ratio = layer.max_reject_ratio if max_reject_ratio is None else max_reject_ratio

@@ -26,6 +26,9 @@ from mapserver.ogc import mount_pygeoapi
 from mapserver.ogc_metadata import CollectionProvenance
 from mapserver.ratelimit import RateLimit
 from mapserver.runtime import Runtime
+from reports import api as reports_api
+from reports import pages as reports_pages
+from reports import service as reports_service
 
 NODE_MODULES = pages.FRONTEND_DIR / "node_modules"
 # URL prefix -> folder inside an npm package: served as they are, never from a CDN.
@@ -86,6 +89,9 @@ def create_app(runtime: Runtime) -> FastAPI:
     app.include_router(login.router)
     app.include_router(search.router)
     app.include_router(export.router)
+    app.state.reports = reports_service.build(runtime.settings, runtime.engine, runtime.catalogue)
+    app.include_router(reports_api.router)
+    app.include_router(reports_pages.router)
     # Before the pygeoapi mount, which would otherwise take every /ogc/… path.
     app.include_router(features.router)
     app.include_router(ogc_processes.router)

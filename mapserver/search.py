@@ -10,7 +10,9 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 from pyproj import Transformer
 from sqlalchemy import text
+from sqlalchemy.engine import Engine
 
+from layers.catalogue import Catalogue
 from mapserver.access import principal
 
 router = APIRouter(tags=["search"])
@@ -113,19 +115,15 @@ def search(
     return JSONResponse({"query": query, "results": results[:limit]})
 
 
-@router.get("/api/locate", summary="Is a point inside the council, and if not, whose is it")
-def locate(
-    request: Request,
-    lon: float = Query(..., ge=-180, le=180),
-    lat: float = Query(..., ge=-90, le=90),
-) -> JSONResponse:
-    catalogue = request.app.state.catalogue
+def locate_point(engine: Engine, catalogue: Catalogue, lon: float, lat: float) -> dict[str, Any]:
+    """Is (lon, lat) inside the council and, if not, which neighbouring council is it in:
+    ``{"inside", "council", "message"}`` (also used by fault reports)."""
     council = catalogue.council
     boundary = catalogue.layers[council.boundary_layer]
     # Compared in longitude/latitude: a point anywhere on Earth is valid here, and British
     # National Grid cannot represent them all.
     point = "ST_SetSRID(ST_MakePoint(:lon, :lat), 4326)"
-    with request.app.state.engine.connect() as conn:
+    with engine.connect() as conn:
         inside = conn.execute(
             text(
                 f'SELECT EXISTS (SELECT 1 FROM layers."{boundary.table_name}"'
@@ -149,10 +147,15 @@ def locate(
         message = f"This place is outside {council.short_name}: it is in {neighbour}."
     else:
         message = f"This place is outside {council.short_name}."
-    return JSONResponse(
-        {
-            "inside": bool(inside),
-            "council": council.name if inside else neighbour,
-            "message": message,
-        }
-    )
+    answer = council.name if inside else neighbour
+    return {"inside": bool(inside), "council": answer, "message": message}
+
+
+@router.get("/api/locate", summary="Is a point inside the council, and if not, whose is it")
+def locate(
+    request: Request,
+    lon: float = Query(..., ge=-180, le=180),
+    lat: float = Query(..., ge=-90, le=90),
+) -> JSONResponse:
+    state = request.app.state
+    return JSONResponse(locate_point(state.engine, state.catalogue, lon, lat))

@@ -513,10 +513,13 @@ def vector_tile(
     negotiate(request, f, "mvt", MVT)
     who = principal(request)
     fields = who.fields(layer)
-    version = live_versions(request).get(layer.id)
-    headers = cache_headers(tile_etag(layer.id, version, tms.id, tile, fields), layer, who)
-    if etag_matches(request.headers.get("if-none-match"), headers["ETag"]):
-        return Response(status_code=304, headers=headers)
+    if layer.managed:  # changes with every report: no load version to make an ETag from
+        headers = {"Cache-Control": "no-store", "Vary": "Authorization, X-API-Key"}
+    else:
+        version = live_versions(request).get(layer.id)
+        headers = cache_headers(tile_etag(layer.id, version, tms.id, tile, fields), layer, who)
+        if etag_matches(request.headers.get("if-none-match"), headers["ETag"]):
+            return Response(status_code=304, headers=headers)
     started = time.perf_counter()
     body = render_tile(request.app.state.engine, layer, fields, tms, tile)
     headers["Server-Timing"] = f"tile;dur={(time.perf_counter() - started) * 1000:.1f}"

@@ -11,6 +11,7 @@ Parameters only: no user text is ever formatted into SQL (identifiers that are, 
 an asset layer's table, come from the validated catalogue).
 """
 
+import base64
 import hashlib
 import json
 import secrets
@@ -83,17 +84,24 @@ class NewReport:
 class Created:
     id: int
     reference: str
-    # The reporter's secret link token: only returned when this call made the report
-    # (its hash is stored); None when an idempotent retry found the report already made.
+    # The reporter's secret link token (only its hash is stored). A retry with the same
+    # idempotency key gets it again; None for a retry of a report made without a key.
     token: str | None
-
-    @property
-    def replayed(self) -> bool:
-        return self.token is None
+    replayed: bool = False  # an earlier request with the same key made the report
 
 
 def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
+
+
+def reporter_token(idempotency_key: str | None) -> str:
+    """The reporter's secret: derived from the idempotency key when there is one, so that
+    a retry whose first answer was lost still gets the link (the key is itself a secret
+    only that browser holds: see reports.api.IDEMPOTENCY_KEY); random otherwise."""
+    if not idempotency_key:
+        return secrets.token_urlsafe(24)
+    digest = hashlib.sha256(f"reporter-token:{idempotency_key}".encode()).digest()
+    return base64.urlsafe_b64encode(digest[:24]).decode()
 
 
 # Columns every reader of one report gets, with the location in both CRSs.
@@ -195,19 +203,19 @@ def create_report(
 
     Idempotent on ``new.idempotency_key``: when a report with that key exists (a retry,
     a double click, or the same request racing itself), nothing is written and that
-    report is returned with ``token=None``; the caller then deletes the photo files it
-    wrote for this attempt. ``report_url`` is the public page's URL with ``{token}``
-    where the reporter's secret goes (for the confirmation email).
+    report is returned with ``replayed=True``; the caller then deletes the photo files
+    it wrote for this attempt. ``report_url`` is the reporter's page URL with ``{reference}``
+    and ``{token}`` where the reference and secret go (for the confirmation email).
     """
     if new.idempotency_key:
-        existing = _by_idempotency_key(conn, new.idempotency_key)
+        existing = find_by_idempotency_key(conn, new.idempotency_key)
         if existing:
             return existing
     report_id = conn.execute(
         text("SELECT nextval(pg_get_serial_sequence('app.reports', 'id'))")
     ).scalar_one()
     reference = domain.reference(prefix, datetime.now(UTC).year, report_id)
-    token = secrets.token_urlsafe(24)
+    token = reporter_token(new.idempotency_key)
     inserted = conn.execute(
         text(INSERT_REPORT),
         {
@@ -236,7 +244,7 @@ def create_report(
         },
     ).scalar_one_or_none()
     if inserted is None:  # the same key committed by a concurrent request meanwhile
-        existing = _by_idempotency_key(conn, new.idempotency_key or "")
+        existing = find_by_idempotency_key(conn, new.idempotency_key or "")
         assert existing is not None
         return existing
     _record_state(conn, report_id, None, State.OPEN, REPORTER)
@@ -244,18 +252,23 @@ def create_report(
     if new.reporter_email:
         subscribe(conn, report_id, new.reporter_email, is_reporter=True)
         subject, body = emails.confirmation(
-            reference, new.title, report_url.format(token=token), new.category.name
+            reference,
+            new.title,
+            report_url.format(reference=reference, token=token),
+            new.category.name,
         )
         queue_email(conn, new.reporter_email, subject, body, "confirmation", report_id)
     return Created(report_id, reference, token)
 
 
-def _by_idempotency_key(conn: Connection, key: str) -> Created | None:
+def find_by_idempotency_key(conn: Connection, key: str) -> Created | None:
+    """The report an earlier request with this key made, if any (checked before the
+    expensive work of a submit: photos need not be processed twice)."""
     row = conn.execute(
         text("SELECT id, reference FROM app.reports WHERE idempotency_key = :key"),
         {"key": key},
     ).one_or_none()
-    return Created(row.id, row.reference, None) if row else None
+    return Created(row.id, row.reference, reporter_token(key), replayed=True) if row else None
 
 
 def add_photos(

@@ -28,7 +28,11 @@ def _create(runtime, config, **extra):
     with runtime.engine.begin() as conn:
         ward = store.ward_at(conn, config, runtime.catalogue, POINT)
         return store.create_report(
-            conn, _new(config, **extra), prefix="SMBC", ward=ward, report_url="/r?t={token}"
+            conn,
+            _new(config, **extra),
+            prefix="SMBC",
+            ward=ward,
+            report_url="/reports/{reference}?token={token}",
         )
 
 
@@ -69,6 +73,7 @@ def test_idempotency_key_makes_one_report(runtime, config, scalar):
     first = _create(runtime, config, idempotency_key="key-store-1")
     again = _create(runtime, config, idempotency_key="key-store-1")
     assert again.id == first.id and again.replayed and not first.replayed
+    assert again.token == first.token  # a retry whose answer was lost still gets the link
     assert scalar("SELECT count(*) FROM app.reports WHERE idempotency_key = 'key-store-1'") == 1
 
 

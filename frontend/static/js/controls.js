@@ -130,6 +130,7 @@ async function showLocation({ latitude, longitude, accuracy }) {
     L.circleMarker(latlng, { radius: 7, color: "#ffffff", weight: 2, fillColor: "#1d70b8", fillOpacity: 1, interactive: false, className: "app-here" }),
   ]).addTo(map);
   map.setView(latlng, LOCATE_ZOOM, { animate: !reducedMotion.matches });
+  map.fire("located", { latlng, accuracy });
   let text = `Your location is shown on the map${accuracy ? `, accurate to about ${Math.round(accuracy)} metres` : ""}.`;
   try {
     const response = await fetch(`${LOCATE_URL}?lon=${longitude.toFixed(6)}&lat=${latitude.toFixed(6)}`);

@@ -70,6 +70,9 @@ function valueNode(value) {
   return link;
 }
 
+/** Functions (layer, feature) -> a DOM node or null, appended to every feature's popup. */
+export const popupExtras = [];
+
 function popupContent(layer, feature) {
   const wrapper = document.createElement("div");
   wrapper.className = "app-popup";
@@ -94,6 +97,10 @@ function popupContent(layer, feature) {
     list.append(row);
   }
   wrapper.append(list);
+  for (const extra of popupExtras) {
+    const node = extra(layer, feature);
+    if (node) wrapper.append(node);
+  }
   const source = document.createElement("p");
   source.className = "govuk-body-s app-popup__source";
   source.textContent = layer.attribution;
@@ -139,6 +146,8 @@ async function tileLayer(layer) {
   });
   grid.on("click", (event) => {
     const feature = { properties: event.layer.properties || {} };
+    // Other modules (the report page) learn which feature was clicked.
+    map.fire("featureclick", { layer, feature, latlng: event.latlng, originalEvent: event.originalEvent });
     L.popup().setLatLng(event.latlng).setContent(popupContent(layer, feature)).openOn(map);
   });
   return grid;
@@ -244,6 +253,9 @@ function chooser(found, latlng) {
 map.on("click", (event) => {
   const found = featuresAt(event.latlng);
   if (!found.length) return;
+  for (const { layer, feature } of found) {
+    map.fire("featureclick", { layer, feature, latlng: event.latlng, originalEvent: event.originalEvent });
+  }
   const content = found.length === 1 ? popupContent(found[0].layer, found[0].feature) : chooser(found, event.latlng);
   L.popup().setLatLng(event.latlng).setContent(content).openOn(map);
 });

@@ -141,6 +141,7 @@ export function showPlace(result) {
     .bindTooltip(result.label, { permanent: true, direction: "top", offset: [-15, -28], className: "app-search-label" })
     .addTo(map);
   map.getContainer().dataset.searchResult = result.label;
+  map.fire("placefound", { latlng: L.latLng(result.lat, result.lon), label: result.label });
 }
 
 function choose(index, { keepText = false } = {}) {
