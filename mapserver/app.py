@@ -27,6 +27,7 @@ from mapserver.ogc_metadata import CollectionProvenance
 from mapserver.ratelimit import RateLimit
 from mapserver.runtime import Runtime
 from reports import api as reports_api
+from reports import open311 as reports_open311
 from reports import pages as reports_pages
 from reports import service as reports_service
 
@@ -92,6 +93,7 @@ def create_app(runtime: Runtime) -> FastAPI:
     app.state.reports = reports_service.build(runtime.settings, runtime.engine, runtime.catalogue)
     app.include_router(reports_api.router)
     app.include_router(reports_pages.router)
+    app.include_router(reports_open311.router)
     # Before the pygeoapi mount, which would otherwise take every /ogc/… path.
     app.include_router(features.router)
     app.include_router(ogc_processes.router)
@@ -110,5 +112,6 @@ def create_app(runtime: Runtime) -> FastAPI:
     )
     settings = runtime.settings
     app.add_middleware(RateLimit, per_ip=settings.rate_limit_ip, per_key=settings.rate_limit_key)
-    app.add_middleware(Authentication, keys=KeyStore(runtime.engine))  # outermost: runs first
+    app.state.keys = KeyStore(runtime.engine)
+    app.add_middleware(Authentication, keys=app.state.keys)  # outermost: runs first
     return app

@@ -25,9 +25,10 @@ from starlette.concurrency import run_in_threadpool
 
 from mapserver.access import InvalidKey, Principal
 from reports import domain, store
+from reports.api import submit
 from reports.categories import Category
 from reports.domain import State, TransitionError
-from reports.service import Invalid, Reports, reports_of, submit
+from reports.service import Invalid, Reports, reports_of
 
 router = APIRouter(prefix="/open311/v2", tags=["Open311 GeoReport v2"])
 
@@ -267,7 +268,9 @@ def _date(value: str | None, name: str) -> datetime | None:
     try:
         parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
-        raise Open311Error(400, f"{name} must be a W3C date-time, e.g. 2026-01-01T00:00:00Z.") from None
+        raise Open311Error(
+            400, f"{name} must be a W3C date-time, e.g. 2026-01-01T00:00:00Z."
+        ) from None
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
