@@ -30,6 +30,7 @@ from reports import api as reports_api
 from reports import open311 as reports_open311
 from reports import pages as reports_pages
 from reports import service as reports_service
+from reports import triage as reports_triage
 
 NODE_MODULES = pages.FRONTEND_DIR / "node_modules"
 # URL prefix -> folder inside an npm package: served as they are, never from a CDN.
@@ -94,6 +95,7 @@ def create_app(runtime: Runtime) -> FastAPI:
     app.include_router(reports_api.router)
     app.include_router(reports_pages.router)
     app.include_router(reports_open311.router)
+    app.include_router(reports_triage.router)
     # Before the pygeoapi mount, which would otherwise take every /ogc/… path.
     app.include_router(features.router)
     app.include_router(ogc_processes.router)

@@ -84,7 +84,9 @@ class Settings(BaseSettings):
     )
 
     # Outgoing email (reports' confirmations and news), sent from the outbox by the worker.
-    smtp_host: str | None = Field(None, description="SMTP server. Unset: emails wait in the outbox.")
+    smtp_host: str | None = Field(
+        None, description="SMTP server. Unset: emails wait in the outbox."
+    )
     smtp_port: int = Field(587, ge=1, le=65535, description="SMTP port.")
     smtp_user: str | None = Field(None, description="SMTP user name, when the server needs one.")
     smtp_password: str | None = Field(None, description="SMTP password.")

@@ -341,6 +341,7 @@ def public_view(service: Reports, conn: Any, report: Row, staff: bool = False) -
         ],  # fmt: skip
         "photos": [
             {
+                "id": p.id,
                 "url": f"/reports/photos/{p.id}",
                 "thumbnail": f"/reports/photos/{p.id}/thumbnail",
                 "width": p.width,
