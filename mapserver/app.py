@@ -29,8 +29,10 @@ from mapserver.runtime import Runtime
 from mapserver.server_errors import ServerErrors
 from mapserver.tile_cache import TileCache
 from reports import api as reports_api
+from reports import open311 as reports_open311
 from reports import pages as reports_pages
 from reports import service as reports_service
+from reports import triage as reports_triage
 
 NODE_MODULES = pages.FRONTEND_DIR / "node_modules"
 # URL prefix -> folder inside an npm package: served as they are, never from a CDN.
@@ -97,6 +99,8 @@ def create_app(runtime: Runtime) -> FastAPI:
     app.state.reports = reports_service.build(runtime.settings, runtime.engine, runtime.catalogue)
     app.include_router(reports_api.router)
     app.include_router(reports_pages.router)
+    app.include_router(reports_open311.router)
+    app.include_router(reports_triage.router)
     # Before the pygeoapi mount, which would otherwise take every /ogc/… path.
     app.include_router(features.router)
     app.include_router(ogc_processes.router)
@@ -115,6 +119,7 @@ def create_app(runtime: Runtime) -> FastAPI:
     )
     settings = runtime.settings
     app.add_middleware(RateLimit, per_ip=settings.rate_limit_ip, per_key=settings.rate_limit_key)
-    app.add_middleware(Authentication, keys=KeyStore(runtime.engine))
+    app.state.keys = KeyStore(runtime.engine)
+    app.add_middleware(Authentication, keys=app.state.keys)
     app.add_middleware(ServerErrors)  # outermost: a clean 500 for whatever raises inside
     return app

@@ -90,6 +90,16 @@ class Settings(BaseSettings):
         20, ge=1, description="Reports and updates an hour from one address or one device."
     )
 
+    # Outgoing email (reports' confirmations and news), sent from the outbox by the worker.
+    smtp_host: str | None = Field(
+        None, description="SMTP server. Unset: emails wait in the outbox."
+    )
+    smtp_port: int = Field(587, ge=1, le=65535, description="SMTP port.")
+    smtp_user: str | None = Field(None, description="SMTP user name, when the server needs one.")
+    smtp_password: str | None = Field(None, description="SMTP password.")
+    smtp_from: str = Field("noreply@localhost", description="From address of the emails.")
+    smtp_starttls: bool = Field(True, description="Upgrade the SMTP connection with STARTTLS.")
+
     @property
     def photos_path(self) -> Path:
         return self.photos_dir or self.state_dir / "photos"

@@ -15,6 +15,7 @@
 """
 
 import logging
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -173,10 +174,18 @@ def report_links(service: Reports, reference: str, token: str | None) -> dict[st
 
 
 def submit(
-    service: Reports, request: Request, fields: dict[str, Any], uploads: list[tuple[str, bytes]]
+    service: Reports,
+    request: Request,
+    fields: dict[str, Any],
+    uploads: list[tuple[str, bytes]],
+    *,
+    source: str = "web",
+    limited: bool = True,
 ) -> tuple[store.Created, int]:
     """The whole submit, in a worker thread: a retry answers from the earlier report;
-    otherwise check, clean photos, write them, then one transaction for the rest."""
+    otherwise check, clean photos, write them, then one transaction for the rest.
+    ``limited=False`` skips the per-address limit, for callers with an API key (the
+    per-key limit of mapserver.ratelimit applies to them)."""
     key = str(fields.get("idempotency_key") or request.headers.get("idempotency-key") or "")
     if key and not IDEMPOTENCY_KEY.match(key):
         raise Invalid(
@@ -186,8 +195,9 @@ def submit(
         with service.engine.connect() as conn:
             if earlier := store.find_by_idempotency_key(conn, key):
                 return earlier, 200
-    spend(service, request, fields)
-    new = new_report(service, fields, key or None)
+    if limited:
+        spend(service, request, fields)
+    new = replace(new_report(service, fields, key or None), source=source)
     cleaned = photo_uploads(service, [data for _, data in uploads], [n for n, _ in uploads])
     manage = f"{service.settings.base_url}/reports/{{reference}}?token={{token}}"
     with photos_written(service, cleaned) as records:
@@ -353,6 +363,7 @@ def public_view(service: Reports, conn: Any, report: Row, staff: bool = False) -
         ],  # fmt: skip
         "photos": [
             {
+                "id": p.id,
                 "url": f"/reports/photos/{p.id}",
                 "thumbnail": f"/reports/photos/{p.id}/thumbnail",
                 "width": p.width,

@@ -33,6 +33,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_vali
 from layers.catalogue import Catalogue, read_model
 from layers.model import Identifier
 from mapserver.errors import ServiceError
+from reports.domain import State
 
 REPORTS_FILE = "reports.yml"
 ServiceCode = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{1,40}$")]
@@ -121,12 +122,23 @@ class Category(Strict):
         return {code: value for code, value in checked.items() if value is not None}
 
 
+class ResponseTemplate(Strict):
+    """A staff reply kept in configuration (FixMyStreet's response templates); with a
+    ``state``, it is offered when moving a report to that state."""
+
+    id: Identifier
+    title: str
+    text: str
+    state: State | None = None
+
+
 class ReportsConfig(Strict):
     ward_layer: Identifier | None = None
     ward_code_field: Identifier | None = None
     ward_name_field: Identifier | None = None
     teams: dict[Identifier, Team]
     categories: list[Category] = Field(min_length=1)
+    response_templates: list[ResponseTemplate] = []
 
     @model_validator(mode="after")
     def _consistent(self) -> "ReportsConfig":
@@ -138,6 +150,9 @@ class ReportsConfig(Strict):
             if category.team not in self.teams:
                 raise ValueError(f"category {category.id}: team {category.team!r} is not in teams")
         return self
+
+    def response_template(self, template_id: str) -> ResponseTemplate | None:
+        return next((t for t in self.response_templates if t.id == template_id), None)
 
     def category(self, category_id: str) -> Category | None:
         return next((c for c in self.categories if c.id == category_id), None)

@@ -38,13 +38,15 @@ class Point:
 
 @dataclass(frozen=True)
 class Actor:
-    """Who makes a change: a staff user (``user_id``), the reporter, or the system."""
+    """Who makes a change: a staff user (``user_id``), the reporter, or a council system
+    pushing updates with an API key (``user_id`` None, still the council)."""
 
     name: str
     user_id: int | None = None
+    council: bool = True
 
 
-REPORTER = Actor("Reporter")
+REPORTER = Actor("Reporter", council=False)
 
 
 @dataclass(frozen=True)
@@ -520,7 +522,7 @@ def _set_state(
             " fixed_at = CASE WHEN :new = 'fixed' THEN now() ELSE fixed_at END,"
             " closed_at = CASE WHEN :new = ANY(:open) THEN NULL"
             "                  WHEN :new <> 'fixed' THEN now() ELSE closed_at END,"
-            " first_response_at = CASE WHEN CAST(:user AS integer) IS NOT NULL"
+            " first_response_at = CASE WHEN :council"
             "                     THEN coalesce(first_response_at, now())"
             "                     ELSE first_response_at END"
             " WHERE id = :id"
@@ -530,11 +532,11 @@ def _set_state(
             "new": str(new),
             "dup": duplicate_of,
             "open": [str(s) for s in domain.OPEN_STATES],
-            "user": by.user_id,
+            "council": by.council,
         },
     )
     state_id = _record_state(conn, report.id, State(report.state), new, by)
-    kind = "resident" if by.user_id is None else "public"
+    kind = "public" if by.council else "resident"
     if note:
         _insert_update(conn, report.id, kind, note, by, state_id)
     subject, body = emails.state_changed(report.reference, report.title, new, note)
@@ -616,7 +618,7 @@ def add_update(
         raise LookupError(report_id)
     update_id = _insert_update(conn, report_id, kind, body, by, None)
     add_photos(conn, report_id, photos, update_id)
-    first = " first_response_at = coalesce(first_response_at, now())," if by.user_id else ""
+    first = " first_response_at = coalesce(first_response_at, now())," if by.council else ""
     conn.execute(
         text(f"UPDATE app.reports SET{first} updated_at = now() WHERE id = :id"), {"id": report_id}
     )
