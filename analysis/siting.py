@@ -39,7 +39,7 @@ SPACING_RANGE_M = (10.0, 1_000.0)
 MAX_DEMAND_POINTS = 250_000
 MAX_SITES = 50_000
 MAX_UNCOVERED_FEATURES = 5_000
-SOLVER_TIME_LIMIT_S = 120.0
+SOLVER_TIME_LIMIT_S = 60.0  # the default of the siting_time_limit_s setting
 POINT_TYPES = ("Point", "MultiPoint")
 
 DEMAND = """

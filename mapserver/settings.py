@@ -68,6 +68,11 @@ class Settings(BaseSettings):
     max_overflow: int = Field(10, ge=0, description="Extra connections under load.")
     pool_recycle: int = Field(1800, ge=-1, description="Seconds before a connection is renewed.")
 
+    # Defibrillator siting (analysis/siting.py).
+    siting_time_limit_s: float = Field(
+        60, gt=0, le=3600, description="Solver time limit: then the best sites found and the gap."
+    )
+
     @property
     def catalogue_path(self) -> Path:
         return self.catalogue_dir or PROJECT_DIR / "layers" / self.council
