@@ -12,7 +12,7 @@ is reported by route and by straight line side by side for the same sites.
 import json
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -113,10 +113,11 @@ class SitingRequest:
     area_geojson: dict | None
     spacing_m: float = DEFAULT_SPACING_M
     label_field: str | None = None
-    settings: dict = field(default_factory=dict)
 
 
-def _number(data: dict, name: str, low: float, high: float, default: float | None = None):  # noqa: ANN202
+def _number(
+    data: dict, name: str, low: float, high: float, default: float | None = None
+) -> float | None:
     value = data.get(name, default)
     if value is None:
         return None
@@ -189,7 +190,7 @@ def parse_request(
         distance = round(seconds * network.WALK_SPEED_M_S, 1)
     else:
         distance = _number(data, "distance", 1, MAX_DISTANCE_M, DEFAULT_DISTANCE_M)
-    walk = network.network_layer([layer for layer in catalogue.layers.values()], loaded)
+    walk = network.network_layer(list(catalogue.layers.values()), loaded)
     distance_type = data.get("distance_type", "auto")
     if distance_type not in ("auto", "route", "straight"):
         raise InputError("distance_type must be auto, route or straight")

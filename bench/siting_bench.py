@@ -23,13 +23,13 @@ size under 6 s. Exits 1 when it is missed or the optima differ.
 """
 
 import argparse
-from importlib.metadata import version
 import dataclasses
 import json
 import os
 import subprocess
 import sys
 import time
+from importlib.metadata import version
 from pathlib import Path
 
 import geopandas as gpd
@@ -152,12 +152,12 @@ def spopt_run(demand: gpd.GeoDataFrame, sites: gpd.GeoDataFrame, p: int, reach: 
 def spopt_full(engine, p: int, reach: float, cap: float) -> str:
     """spopt at full size in a child process, stopped after ``cap`` seconds."""
     code = (
-        "import sys, json; sys.path[:0] = [%r, %r]\n"
+        "import sys, json; sys.path[:0] = [{!r}, {!r}]\n"
         "import geopandas as gpd\n"
         "from bench.siting_bench import spopt_run\n"
         "d = gpd.read_file(sys.argv[1]); s = gpd.read_file(sys.argv[2])\n"
         "print(json.dumps(spopt_run(d, s, int(sys.argv[3]), float(sys.argv[4]))))\n"
-    ) % (str(PROJECT_DIR), str(PROJECT_DIR / "bench"))
+    ).format(str(PROJECT_DIR), str(PROJECT_DIR / "bench"))
     files = sorted(CACHE_DIR.glob("demand-*x*-seed*.gpkg"))
     demand = next(f for f in files if "first" not in f.name)
     candidates = demand.with_name(demand.name.replace("demand-", "candidates-"))
@@ -225,8 +225,10 @@ def main() -> int:
         sites = spopt_points(engine, "bench_candidates_small")
         scale = (args.demand * args.candidates) / (n * m)
         for reach in (100.0, 500.0):
-            ours_s, result = ours(engine, catalogues["straight"], "bench_demand_small",
-                                  "bench_candidates_small", args.spopt_p, reach, "straight")  # fmt: skip
+            ours_s, result = ours(
+                engine, catalogues["straight"], "bench_demand_small", "bench_candidates_small",
+                args.spopt_p, reach, "straight", args.time_limit,
+            )  # fmt: skip
             build, solve, objective = spopt_run(demand, sites, args.spopt_p, reach)
             same = abs(objective - result["coverage"]["straight"]["after"]["weight"]) < 1e-6
             failed |= not same
@@ -237,15 +239,13 @@ def main() -> int:
                   f"~{build * scale:.0f} s, against our whole run {full:.2f} s: "
                   f"~{build * scale / full:.0f}x")  # fmt: skip
             if args.spopt_full_cap:
-                print(
-                    f"   spopt at full size: {spopt_full(engine, args.p, reach, args.spopt_full_cap)}"
-                )
+                full_size = spopt_full(engine, args.p, reach, args.spopt_full_cap)
+                print(f"   spopt at full size: {full_size}")
         worst = max(totals[(r, "straight")] for r in (100.0, 500.0))
         verdict = "PASS" if worst < TARGET_S else "FAIL"
         failed |= worst >= TARGET_S
-        print(
-            f"\n{verdict}: whole straight-line run at full size {worst:.2f} s (target < {TARGET_S:g} s)"
-        )
+        print(f"\n{verdict}: whole straight-line run at full size {worst:.2f} s "
+              f"(target < {TARGET_S:g} s)")  # fmt: skip
         print(f"load average at the end {os.getloadavg()[0]:.1f}")
         rt.close()
     return 1 if failed else 0
