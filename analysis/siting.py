@@ -303,39 +303,30 @@ def _stage(conn: Connection, request: SitingRequest, who: Principal, area_ewkt: 
     where += [~_area_condition(candidates.c.geom, area, who) for area in request.outside]
     if clip is not None:
         where.append(gf.ST_Intersects(candidates.c.geom, gf.ST_Transform(clip, srid)))
-    label = (
-        sa.cast(candidates.c[request.label_field], sa.Text)
-        if request.label_field
-        else sa.literal(None, sa.Text)
-    )
-    conn.execute(
-        sites.insert().from_select(
-            ["fid", "fixed", "label", "geom"],
-            sa.select(
-                candidates.c[request.candidates.id_field],
-                sa.false(),
-                label,
-                gf.ST_Transform(candidates.c.geom, srid),
-            ).where(*where),
-        )  # fmt: skip
-    )
+    _add_sites(conn, sites, request.candidates, False, request.label_field, where)
     if request.fixed is not None:
         fixed = table_of(request.fixed)
         where = _where(request.fixed, fixed, who, request.fixed_filter, "fixed_filter")
         names = {f.name for f in who.fields(request.fixed)}
-        fixed_label = sa.cast(fixed.c["name"], sa.Text) if "name" in names else sa.null()
-        conn.execute(
-            sites.insert().from_select(
-                ["fid", "fixed", "label", "geom"],
-                sa.select(
-                    fixed.c[request.fixed.id_field],
-                    sa.true(),
-                    fixed_label,
-                    gf.ST_Transform(fixed.c.geom, srid),
-                ).where(*where),
-            )  # fmt: skip
-        )
+        _add_sites(conn, sites, request.fixed, True, "name" if "name" in names else None, where)
     conn.exec_driver_sql(SITES)
+
+
+def _add_sites(
+    conn: Connection, sites: sa.Table, layer: Layer, fixed: bool, label: str | None, where: list
+) -> None:
+    table = table_of(layer)
+    conn.execute(
+        sites.insert().from_select(
+            ["fid", "fixed", "label", "geom"],
+            sa.select(
+                table.c[layer.id_field],
+                sa.literal(fixed),
+                sa.cast(table.c[label], sa.Text) if label else sa.null(),
+                gf.ST_Transform(table.c.geom, sites.c.geom.type.srid),
+            ).where(*where),
+        )
+    )
 
 
 def _area_ewkt(conn: Connection, geojson: dict | None, srid: int) -> str | None:
