@@ -318,3 +318,39 @@ def test_owslib_executes_the_process(base_url, staff_key, monkeypatch):
 def test_input_errors_are_clear(engine, runtime):
     with pytest.raises(InputError, match="walking_time"):
         run_siting(engine, runtime.catalogue, STAFF, {**STOCKPORT, "walking_time": 10**6})
+
+
+# pgRouting itself splitting every edge at every demand point and site: slower, and the
+# reference the quicker query of analysis.network must agree with.
+ALL_POINTS_REACH = """
+SELECT d.pid - 1 AS i, -dd.start_vid - {n} - 1 AS j
+FROM pgr_withPointsDD(
+    'SELECT id, source, target, cost, reverse_cost FROM siting_edges',
+    'SELECT pid, edge_id, fraction FROM siting_points',
+    (SELECT array_agg(-pid) FROM siting_points WHERE is_site), {reach},
+    directed => false, details => true
+) dd
+JOIN siting_points s ON s.pid = -dd.start_vid
+JOIN siting_points d ON d.pid = -dd.node AND NOT d.is_site
+WHERE s.offset_m + dd.agg_cost + d.offset_m <= {reach}
+"""
+
+
+@pytest.mark.parametrize("reach", [120.0, 350.0])
+def test_route_pairs_match_pgrouting_splitting_every_edge(engine, random_instance, reach):
+    from analysis import network, siting
+
+    request = siting.parse_request(
+        random_instance, STAFF,
+        {"demand_layer": "siting_r_demand", "candidate_layer": "siting_r_cand",
+         "fixed_layer": "siting_r_fixed", "p": 1, "distance": reach},
+        set(random_instance.layers),
+    )  # fmt: skip
+    with engine.begin() as conn:
+        siting._stage(conn, request, STAFF, None)
+        n = conn.execute(text("SELECT count(*) FROM siting_demand")).scalar_one()
+        quick = set(zip(*network.route_pairs(conn, request.network, n, reach), strict=True))
+        full = set(
+            zip(*network.copy_pairs(conn, ALL_POINTS_REACH.format(n=n, reach=reach)), strict=True)
+        )
+    assert quick == full and len(full) > 50
