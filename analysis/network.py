@@ -150,13 +150,15 @@ def copy_pairs(conn: Connection, query: str) -> tuple[np.ndarray, np.ndarray]:
     return values[:, 0], values[:, 1]
 
 
-def route_pairs(
-    conn: Connection, network: Layer, n_demand: int, reach: float
-) -> tuple[np.ndarray, np.ndarray]:
-    """(demand, site) pairs within ``reach`` metres' walk, from the ``siting_demand`` and
-    ``siting_sites`` temporary tables; builds the network's temporary tables first."""
+def build(conn: Connection, network: Layer, n_demand: int, reach: float) -> None:
+    """The network's topology and the demand points and sites on it, as temporary tables,
+    from the ``siting_demand`` and ``siting_sites`` temporary tables."""
     conn.exec_driver_sql(BUILD.format(table=network.table_name, grid=SNAP_GRID_M))
     conn.execute(text(SNAP), {"n_demand": n_demand, "reach": reach})
+
+
+def route_pairs(conn: Connection, n_demand: int, reach: float) -> tuple[np.ndarray, np.ndarray]:
+    """(demand, site) pairs within ``reach`` metres' walk (after ``build``)."""
     start = _start_column(conn)
     query = REACH.format(start=start, reach=float(reach)).replace(":n_demand", str(int(n_demand)))
     return copy_pairs(conn, query)

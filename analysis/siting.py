@@ -282,11 +282,19 @@ def _stage(conn: Connection, request: SitingRequest, who: Principal, area_ewkt: 
             ).where(*conditions),
         )
     )
+    polygons = "Polygon" in request.demand.geometry
+    if polygons:  # checked before the grid is made: a fine grid over a borough is millions
+        area = conn.execute(text("SELECT sum(ST_Area(geom)) FROM siting_demand_source")).scalar()
+        if (area or 0) / request.spacing_m**2 > MAX_DEMAND_POINTS:
+            raise InputError(
+                f"a {request.spacing_m:g} m grid over these polygons is more than "
+                f"{MAX_DEMAND_POINTS} demand points: use a wider demand_spacing or an area"
+            )
     conn.execute(
         text(DEMAND),
         {
             "spacing": request.spacing_m,
-            "polygons": "Polygon" in request.demand.geometry,
+            "polygons": polygons,
             "area": area_ewkt,
         },
     )
@@ -425,7 +433,9 @@ def run_siting(
         lap("coverage_straight")
         if request.network is not None:  # reported beside straight line even when not solved on
             progress(35, "Building route coverage over the walking network")
-            demand_idx, site_idx = network.route_pairs(conn, request.network, n_demand, reach)
+            network.build(conn, request.network, n_demand, reach)
+            lap("network_build")
+            demand_idx, site_idx = network.route_pairs(conn, n_demand, reach)
             covers["route"] = Coverage(n_demand, n_sites, demand_idx, site_idx)
             lap("coverage_route")
         progress(60, "Solving")

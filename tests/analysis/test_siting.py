@@ -260,6 +260,7 @@ def test_process_is_for_staff(client, engine):
           [-2.145, 53.40], [-2.17, 53.415], [-2.17, 53.40]]]}}, "not a valid polygon"),
         ({"area": {"type": "Point", "coordinates": [0, 0]}}, "area must be a GeoJSON polygon"),
         ({"distance_type": "teleport"}, "distance_type"),
+        ({"area": None, "demand_spacing": 10}, "use a wider demand_spacing"),
         ({"format": "docx"}, "format must be one of"),
     ],
 )  # fmt: skip
@@ -270,7 +271,7 @@ def test_bad_inputs_are_400(client, staff_key, change, message):
     assert message in response.text
 
 
-def test_constraints_and_formats(client, staff_key, scalar):
+def test_constraints_and_formats(client, staff_key, scalar, artifacts):
     body = {**STOCKPORT, "candidates_outside": [{"layer": "flood_zones", "filter": "zone = '3'"}],
             "fixed_filter": "access LIKE '24/7%'"}  # fmt: skip
     headers = {"X-API-Key": staff_key}
@@ -298,6 +299,7 @@ def test_constraints_and_formats(client, staff_key, scalar):
         assert response.status_code == 200, response.text
         assert response.headers["content-type"].startswith(kind)
         assert marker in response.content
+        (artifacts / f"siting.{fmt}").write_bytes(response.content)
         if fmt == "html":
             assert b"://cdn" not in response.content and b"<script src=" not in response.content
 
@@ -349,7 +351,8 @@ def test_route_pairs_match_pgrouting_splitting_every_edge(engine, random_instanc
     with engine.begin() as conn:
         siting._stage(conn, request, STAFF, None)
         n = conn.execute(text("SELECT count(*) FROM siting_demand")).scalar_one()
-        quick = set(zip(*network.route_pairs(conn, request.network, n, reach), strict=True))
+        network.build(conn, request.network, n, reach)
+        quick = set(zip(*network.route_pairs(conn, n, reach), strict=True))
         full = set(
             zip(*network.copy_pairs(conn, ALL_POINTS_REACH.format(n=n, reach=reach)), strict=True)
         )
