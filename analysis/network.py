@@ -9,7 +9,8 @@ so it always matches the layer's live version: vertices are the lines' end point
 Points (demand and sites) join the network at the nearest edge within the coverage
 distance; the walk from a site to a demand point is the site's snap distance, the walk
 along the network (``pgr_withPointsDD``, which splits edges at the points) and the
-demand point's snap distance.
+demand point's snap distance. Only the sites are inserted into the graph; a demand
+point is reached through an end of its edge (or along it, from a site on the same edge).
 """
 
 import io
@@ -64,20 +65,43 @@ CROSS JOIN LATERAL (
     WHERE ST_DWithin(e.geom, p.geom, :reach) ORDER BY e.geom <-> p.geom LIMIT 1
 ) e;
 CREATE INDEX ON siting_points (pid);
+CREATE INDEX ON siting_points (edge_id);
 ANALYZE siting_points;
 """
 
+# Only the sites join the graph as points (pgRouting splits an edge at each point, so
+# 20,000 demand points would make the graph and every search several times bigger); a
+# demand point is reached through either end of its edge, or along the edge from a site
+# on the same edge.
 REACH = """
-SELECT d.pid - 1 AS i, -dd.{start} - :n_demand - 1 AS j
-FROM pgr_withPointsDD(
-    'SELECT id, source, target, cost, reverse_cost FROM siting_edges',
-    'SELECT pid, edge_id, fraction FROM siting_points',
-    (SELECT coalesce(array_agg(-pid), '{{}}') FROM siting_points WHERE is_site),
-    {reach}, directed => false, details => true
-) dd
-JOIN siting_points s ON s.pid = -dd.{start}
-JOIN siting_points d ON d.pid = -dd.node AND NOT d.is_site
-WHERE s.offset_m + dd.agg_cost + d.offset_m <= {reach}
+WITH dd AS (
+    SELECT -dd.{start} AS site, dd.node, dd.agg_cost
+    FROM pgr_withPointsDD(
+        'SELECT id, source, target, cost, reverse_cost FROM siting_edges',
+        'SELECT pid, edge_id, fraction FROM siting_points WHERE is_site',
+        (SELECT coalesce(array_agg(-pid), '{{}}') FROM siting_points WHERE is_site),
+        {reach}, directed => false
+    ) dd
+    WHERE dd.node > 0
+), demand AS (
+    SELECT p.pid, p.edge_id, p.fraction, p.offset_m, e.source, e.target, e.cost
+    FROM siting_points p JOIN siting_edges e ON e.id = p.edge_id
+    WHERE NOT p.is_site
+), walks AS (
+    SELECT d.pid, dd.site, dd.agg_cost + d.fraction * d.cost + d.offset_m AS walk
+    FROM dd JOIN demand d ON d.source = dd.node
+    UNION ALL
+    SELECT d.pid, dd.site, dd.agg_cost + (1 - d.fraction) * d.cost + d.offset_m
+    FROM dd JOIN demand d ON d.target = dd.node
+    UNION ALL
+    SELECT d.pid, s.pid, abs(s.fraction - d.fraction) * d.cost + d.offset_m
+    FROM siting_points s JOIN demand d ON d.edge_id = s.edge_id
+    WHERE s.is_site
+)
+SELECT w.pid - 1 AS i, w.site - :n_demand - 1 AS j
+FROM walks w JOIN siting_points s ON s.pid = w.site
+GROUP BY w.pid, w.site, s.offset_m
+HAVING min(w.walk) + s.offset_m <= {reach}
 """
 
 # Service areas: the network edges a site reaches whole, as lines.
@@ -87,7 +111,7 @@ FROM (
     SELECT -dd.{start} - :n_demand - 1 AS j, e.geom
     FROM pgr_withPointsDD(
         'SELECT id, source, target, cost, reverse_cost FROM siting_edges',
-        'SELECT pid, edge_id, fraction FROM siting_points',
+        'SELECT pid, edge_id, fraction FROM siting_points WHERE is_site',
         (SELECT coalesce(array_agg(-pid), '{{}}') FROM siting_points
          WHERE pid = ANY(:pids)),
         {reach}, directed => false
@@ -126,13 +150,15 @@ def copy_pairs(conn: Connection, query: str) -> tuple[np.ndarray, np.ndarray]:
     return values[:, 0], values[:, 1]
 
 
-def route_pairs(
-    conn: Connection, network: Layer, n_demand: int, reach: float
-) -> tuple[np.ndarray, np.ndarray]:
-    """(demand, site) pairs within ``reach`` metres' walk, from the ``siting_demand`` and
-    ``siting_sites`` temporary tables; builds the network's temporary tables first."""
+def build(conn: Connection, network: Layer, n_demand: int, reach: float) -> None:
+    """The network's topology and the demand points and sites on it, as temporary tables,
+    from the ``siting_demand`` and ``siting_sites`` temporary tables."""
     conn.exec_driver_sql(BUILD.format(table=network.table_name, grid=SNAP_GRID_M))
     conn.execute(text(SNAP), {"n_demand": n_demand, "reach": reach})
+
+
+def route_pairs(conn: Connection, n_demand: int, reach: float) -> tuple[np.ndarray, np.ndarray]:
+    """(demand, site) pairs within ``reach`` metres' walk (after ``build``)."""
     start = _start_column(conn)
     query = REACH.format(start=start, reach=float(reach)).replace(":n_demand", str(int(n_demand)))
     return copy_pairs(conn, query)

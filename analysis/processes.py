@@ -17,6 +17,7 @@ from analysis.siting import run_siting
 from analysis.siting_outputs import FORMATS, render
 from layers.catalogue import Catalogue
 from mapserver.access import ROLES, Principal
+from mapserver.settings import Settings
 
 ROLE_INPUT = "access_role"
 # Processes only some roles may run (the gate answers 403 to the others).
@@ -24,8 +25,8 @@ LEAST_ROLE = {"defibrillator-siting": "staff"}
 _bound: dict[str, Any] = {}
 
 
-def bind(engine: Engine, catalogue: Catalogue) -> None:
-    _bound.update(engine=engine, catalogue=catalogue)
+def bind(engine: Engine, catalogue: Catalogue, settings: Settings | None = None) -> None:
+    _bound.update(engine=engine, catalogue=catalogue, settings=settings or Settings())
 
 
 class InvalidInput(ProcessorExecuteError):
@@ -249,7 +250,10 @@ class DefibrillatorSiting(BaseProcessor):
         if fmt not in FORMATS:
             raise InvalidInput(user_msg=f"format must be one of {', '.join(FORMATS)}")
         try:
-            result = run_siting(_bound["engine"], _bound["catalogue"], who, inputs)
+            result = run_siting(
+                _bound["engine"], _bound["catalogue"], who, inputs,
+                time_limit=_bound["settings"].siting_time_limit_s,
+            )  # fmt: skip
         except InputError as exc:
             raise InvalidInput(user_msg=str(exc)) from None
         return render(result, fmt, _bound["catalogue"].council)

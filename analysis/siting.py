@@ -12,7 +12,7 @@ is reported by route and by straight line side by side for the same sites.
 import json
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -39,7 +39,7 @@ SPACING_RANGE_M = (10.0, 1_000.0)
 MAX_DEMAND_POINTS = 250_000
 MAX_SITES = 50_000
 MAX_UNCOVERED_FEATURES = 5_000
-SOLVER_TIME_LIMIT_S = 120.0
+SOLVER_TIME_LIMIT_S = 60.0  # the default of the siting_time_limit_s setting
 POINT_TYPES = ("Point", "MultiPoint")
 
 DEMAND = """
@@ -113,10 +113,11 @@ class SitingRequest:
     area_geojson: dict | None
     spacing_m: float = DEFAULT_SPACING_M
     label_field: str | None = None
-    settings: dict = field(default_factory=dict)
 
 
-def _number(data: dict, name: str, low: float, high: float, default: float | None = None):  # noqa: ANN202
+def _number(
+    data: dict, name: str, low: float, high: float, default: float | None = None
+) -> float | None:
     value = data.get(name, default)
     if value is None:
         return None
@@ -189,7 +190,7 @@ def parse_request(
         distance = round(seconds * network.WALK_SPEED_M_S, 1)
     else:
         distance = _number(data, "distance", 1, MAX_DISTANCE_M, DEFAULT_DISTANCE_M)
-    walk = network.network_layer([layer for layer in catalogue.layers.values()], loaded)
+    walk = network.network_layer(list(catalogue.layers.values()), loaded)
     distance_type = data.get("distance_type", "auto")
     if distance_type not in ("auto", "route", "straight"):
         raise InputError("distance_type must be auto, route or straight")
@@ -281,11 +282,19 @@ def _stage(conn: Connection, request: SitingRequest, who: Principal, area_ewkt: 
             ).where(*conditions),
         )
     )
+    polygons = "Polygon" in request.demand.geometry
+    if polygons:  # checked before the grid is made: a fine grid over a borough is millions
+        area = conn.execute(text("SELECT sum(ST_Area(geom)) FROM siting_demand_source")).scalar()
+        if (area or 0) / request.spacing_m**2 > MAX_DEMAND_POINTS:
+            raise InputError(
+                f"a {request.spacing_m:g} m grid over these polygons is more than "
+                f"{MAX_DEMAND_POINTS} demand points: use a wider demand_spacing or an area"
+            )
     conn.execute(
         text(DEMAND),
         {
             "spacing": request.spacing_m,
-            "polygons": "Polygon" in request.demand.geometry,
+            "polygons": polygons,
             "area": area_ewkt,
         },
     )
@@ -302,39 +311,30 @@ def _stage(conn: Connection, request: SitingRequest, who: Principal, area_ewkt: 
     where += [~_area_condition(candidates.c.geom, area, who) for area in request.outside]
     if clip is not None:
         where.append(gf.ST_Intersects(candidates.c.geom, gf.ST_Transform(clip, srid)))
-    label = (
-        sa.cast(candidates.c[request.label_field], sa.Text)
-        if request.label_field
-        else sa.literal(None, sa.Text)
-    )
-    conn.execute(
-        sites.insert().from_select(
-            ["fid", "fixed", "label", "geom"],
-            sa.select(
-                candidates.c[request.candidates.id_field],
-                sa.false(),
-                label,
-                gf.ST_Transform(candidates.c.geom, srid),
-            ).where(*where),
-        )  # fmt: skip
-    )
+    _add_sites(conn, sites, request.candidates, False, request.label_field, where)
     if request.fixed is not None:
         fixed = table_of(request.fixed)
         where = _where(request.fixed, fixed, who, request.fixed_filter, "fixed_filter")
         names = {f.name for f in who.fields(request.fixed)}
-        fixed_label = sa.cast(fixed.c["name"], sa.Text) if "name" in names else sa.null()
-        conn.execute(
-            sites.insert().from_select(
-                ["fid", "fixed", "label", "geom"],
-                sa.select(
-                    fixed.c[request.fixed.id_field],
-                    sa.true(),
-                    fixed_label,
-                    gf.ST_Transform(fixed.c.geom, srid),
-                ).where(*where),
-            )  # fmt: skip
-        )
+        _add_sites(conn, sites, request.fixed, True, "name" if "name" in names else None, where)
     conn.exec_driver_sql(SITES)
+
+
+def _add_sites(
+    conn: Connection, sites: sa.Table, layer: Layer, fixed: bool, label: str | None, where: list
+) -> None:
+    table = table_of(layer)
+    conn.execute(
+        sites.insert().from_select(
+            ["fid", "fixed", "label", "geom"],
+            sa.select(
+                table.c[layer.id_field],
+                sa.literal(fixed),
+                sa.cast(table.c[label], sa.Text) if label else sa.null(),
+                gf.ST_Transform(table.c.geom, sites.c.geom.type.srid),
+            ).where(*where),
+        )
+    )
 
 
 def _area_ewkt(conn: Connection, geojson: dict | None, srid: int) -> str | None:
@@ -433,7 +433,9 @@ def run_siting(
         lap("coverage_straight")
         if request.network is not None:  # reported beside straight line even when not solved on
             progress(35, "Building route coverage over the walking network")
-            demand_idx, site_idx = network.route_pairs(conn, request.network, n_demand, reach)
+            network.build(conn, request.network, n_demand, reach)
+            lap("network_build")
+            demand_idx, site_idx = network.route_pairs(conn, n_demand, reach)
             covers["route"] = Coverage(n_demand, n_sites, demand_idx, site_idx)
             lap("coverage_route")
         progress(60, "Solving")

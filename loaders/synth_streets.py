@@ -471,15 +471,16 @@ def paths(world: World) -> gpd.GeoDataFrame:
     first = order[np.r_[True, np.diff(tip[order]) != 0]]  # nearest other street of each end
     links = shapely.shortest_line(tips[tip[first]], lines[other[first]])
     links = links[shapely.length(links) > 0.5]
-    pieces = shapely.get_parts(shapely.node(shapely.multilinestrings([*lines, *links])))
+    # Noded in fixed precision (1 cm snap-rounding), so the pieces stay noded once rounded.
+    pieces = shapely.get_parts(shapely.union_all([*lines, *links], grid_size=0.01))
     coords = shapely.get_coordinates(pieces)
     counts = shapely.get_num_coordinates(pieces)
     last = np.cumsum(counts) - 1
     inside = world.inside(coords[last - counts + 1]) & world.inside(coords[last])
     pieces = pieces[inside & (shapely.length(pieces) > 0.01)]
     mid = shapely.line_interpolate_point(pieces, 0.5, normalized=True)
-    street = tree.query_nearest(mid, max_distance=0.01, all_matches=False)
+    street = tree.query_nearest(mid, max_distance=0.05, all_matches=False)
     name = np.full(len(pieces), "Footpath", dtype=object)
     name[street[0]] = streets.name[street[1]]
     kind = np.where(name == "Footpath", "footpath", "street").astype(object)
-    return frame({"name": name, "kind": kind}, shapely.set_precision(pieces, 0.01), world.crs)
+    return frame({"name": name, "kind": kind}, pieces, world.crs)

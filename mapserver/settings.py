@@ -104,6 +104,11 @@ class Settings(BaseSettings):
     def photos_path(self) -> Path:
         return self.photos_dir or self.state_dir / "photos"
 
+    # Defibrillator siting (analysis/siting.py).
+    siting_time_limit_s: float = Field(
+        60, gt=0, le=3600, description="Solver time limit: then the best sites found and the gap."
+    )
+
     @property
     def catalogue_path(self) -> Path:
         return self.catalogue_dir or PROJECT_DIR / "layers" / self.council

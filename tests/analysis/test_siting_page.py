@@ -51,6 +51,7 @@ def test_run_from_the_page(page, staff_email, artifacts):
     assert page.locator("#siting-coverage tbody tr").first.inner_text().startswith("Straight")
     assert int(page.locator("#siting-map").get_attribute("data-drawn")) > 3
     assert axe_violations(page, artifacts / "axe-siting-results.json") == []
+    page.screenshot(path=artifacts / "siting-results.png", full_page=True)
     with page.expect_download() as download:
         page.get_by_role("button", name="Download CSV").click()
     assert download.value.suggested_filename == "defibrillator-siting.csv"

@@ -31,6 +31,7 @@ FILES = {
     "flood_zones": "flood_zones.geojson",
     "conservation_areas": "conservation_areas.geojson",
     "tree_preservation_orders": "tree_preservation_orders.geojson",
+    "paths": "paths.gpkg",
 }
 # Features at scale 1 of the layers whose count follows the scale.
 COUNTS = {
@@ -201,3 +202,11 @@ def test_defibrillators_are_mostly_at_host_sites(catalogue, files):
     assert set(defibs["access"]) - {"24/7", "24/7 (code from 999)"} <= set(
         defibs.loc[defibs["cabinet_type"] == "Indoor", "access"]
     )
+
+
+def test_paths_are_noded_at_junctions(files):
+    """A walking network: lines meet only at their ends, as OS Open Roads' links do."""
+    lines = pyogrio.read_dataframe(files["paths"]).geometry.to_numpy()
+    assert len(lines) > 100 and set(shapely.get_type_id(lines)) == {1}
+    noded = shapely.get_parts(shapely.node(shapely.multilinestrings(lines)))
+    assert len(noded) == len(lines)

@@ -190,24 +190,31 @@ function draw(result) {
   drawn.clearLayers();
   const order = { service_area: 0, uncovered: 1, fixed: 2, chosen: 3 };
   const features = [...result.geojson.features].sort((a, b) => order[a.properties.role] - order[b.properties.role]);
-  const layer = L.geoJSON({ type: "FeatureCollection", features }, {
-    style: (f) => (f.properties.distance_type === "route"
-      ? { color: "#00703c", weight: 2, fill: false }
-      : { color: "#f47738", weight: 1, fillOpacity: 0.06 }),
-    pointToLayer: (f, latlng) => L.circleMarker(latlng, {
-      radius: { chosen: 8, fixed: 5, uncovered: 2 }[f.properties.role],
-      color: f.properties.role === "chosen" ? "#0b0c0c" : COLOURS[f.properties.role],
-      fillColor: COLOURS[f.properties.role],
+  // Leaflet applies `style` to circle markers too, so it styles every kind of feature.
+  const style = (f) => {
+    const role = f.properties.role;
+    if (role === "service_area") {
+      return f.properties.distance_type === "route"
+        ? { color: "#00703c", weight: 3, fill: false }
+        : { color: "#f47738", weight: 1, fillOpacity: 0.06 };
+    }
+    return {
+      color: role === "chosen" ? "#0b0c0c" : COLOURS[role],
+      fillColor: COLOURS[role],
       fillOpacity: 0.9,
-      weight: 1,
-    }),
+      weight: role === "chosen" ? 2 : 1,
+    };
+  };
+  const radius = { chosen: 8, fixed: 5, uncovered: 2 };
+  const layer = L.geoJSON({ type: "FeatureCollection", features }, {
+    style,
+    pointToLayer: (f, latlng) => L.circleMarker(latlng, { radius: radius[f.properties.role] }),
     onEachFeature: (f, marker) => {
       const p = f.properties;
       const name = p.label ?? `Feature ${p.feature_id}`;
       const text = { chosen: `${p.rank}. ${name}: +${p.gain_pct?.toFixed(2)}%`, fixed: `Existing: ${name}`,
         uncovered: `Uncovered demand (weight ${p.weight})`, service_area: `Reach of ${name}` }[p.role];
-      marker.bindTooltip(text); // Leaflet sets tooltip content as HTML: the text is escaped below
-      marker.setTooltipContent(escapeText(text));
+      marker.bindTooltip(escapeText(text)); // Leaflet takes tooltip content as HTML
     },
   }).addTo(drawn);
   const chosen = features.filter((f) => f.properties.role === "chosen");
