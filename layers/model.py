@@ -75,6 +75,31 @@ class Derived(Strict):
     values: list[str | int | bool] = Field(min_length=1)
 
 
+class Constraint(Strict):
+    """How a layer counts in the site constraints report (analysis/constraints.py)."""
+
+    buffer_m: float = Field(
+        0, ge=0, le=1000, description="Features this near the site count too (0: touching)."
+    )
+    group_by: Identifier | None = Field(None, description="Report each value apart (flood zone).")
+
+
+class Population(Strict):
+    """Residents of a layer's areas, for estimates by area share (analysis/reach.py): a
+    field with each area's count, or, where no per-area counts are loaded, a total shared
+    equally between the areas (fair for areas drawn to hold similar numbers, like LSOAs)."""
+
+    field: Identifier | None = None
+    total: int | None = Field(None, ge=0)
+    source: str = Field(description="Where the figures come from, shown with every estimate.")
+
+    @model_validator(mode="after")
+    def _one(self) -> "Population":
+        if (self.field is None) == (self.total is None):
+            raise ValueError("population needs exactly one of field or total")
+        return self
+
+
 class Layer(Strict):
     id: Identifier
     title: str
@@ -107,6 +132,13 @@ class Layer(Strict):
     )
     derived_from: Derived | None = None
     gazetteer: Gazetteer | None = None
+    # Analyses (analysis/): a constraint of the site report, residents for estimates, and a
+    # line layer to route over for reach by network distance.
+    constraint: Constraint | None = None
+    population: Population | None = None
+    network: list[Literal["walking", "driving"]] = Field(
+        [], description="Travel modes this line layer is a routing network for."
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> "Layer":
@@ -121,6 +153,14 @@ class Layer(Strict):
             raise ValueError(f"gazetteer field {self.gazetteer.field!r} is not one of the fields")
         if self.derived_from and self.source:
             raise ValueError("a derived layer has no source of its own")
+        named = [
+            self.constraint and self.constraint.group_by,
+            self.population and self.population.field,
+        ]
+        if any(name and name not in names for name in named):
+            raise ValueError("constraint group_by and population field must be fields")
+        if self.network and "LineString" not in self.geometry:
+            raise ValueError("only a line layer can be a network")
         return self
 
     @property
@@ -182,6 +222,9 @@ class CouncilProfile(Strict):
         None, description="Polygons of the councils around, to name who is responsible there."
     )
     neighbour_name_field: Identifier | None = None
+    parcel_layer: Identifier | None = Field(
+        None, description="Land parcels: what an address or a picked point means to analyses."
+    )
     basemap_layers: list[Identifier] = Field(
         [], description="Layers the built-in base map is drawn from when no tiles are set."
     )

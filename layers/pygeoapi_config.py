@@ -14,7 +14,12 @@ from layers.model import Layer
 from layers.tables import LAYER_SCHEMA
 
 # OGC API processes and their pygeoapi processor classes (see analysis/processes.py).
-PROCESSORS = {"features-near-location": "analysis.processes.FeaturesNearLocation"}
+PROCESSORS = {
+    "features-near-location": "analysis.processes.FeaturesNearLocation",
+    "site-constraints": "analysis.processes.SiteConstraints",
+    "incident-reach": "analysis.processes.IncidentReach",
+    "ownership": "analysis.processes.Ownership",
+}
 CRS84 = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
 EPSG = "http://www.opengis.net/def/crs/EPSG/0/{}"
 HEADER = (

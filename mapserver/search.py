@@ -10,6 +10,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 from pyproj import Transformer
 from sqlalchemy import text
+from sqlalchemy.engine import Connection
 
 from mapserver.access import principal
 
@@ -99,18 +100,23 @@ def search(
     ]
     if len(query) >= 2:
         with request.app.state.engine.connect() as conn:
-            rows = conn.execute(
-                text(SEARCH),
-                {
-                    "layers": readable,
-                    "query": query.lower(),
-                    "contains": f"%{_like(query)}%",
-                    "starts": f"{_like(query)}%",
-                    "limit": limit,
-                },
-            ).mappings()
-            results += [dict(row) for row in rows]
+            results += places(conn, readable, query, limit)
     return JSONResponse({"query": query, "results": results[:limit]})
+
+
+def places(conn: Connection, layers: list[str], query: str, limit: int) -> list[dict[str, Any]]:
+    """Gazetteer entries of these layers matching ``query``, best first."""
+    rows = conn.execute(
+        text(SEARCH),
+        {
+            "layers": layers,
+            "query": query.lower(),
+            "contains": f"%{_like(query)}%",
+            "starts": f"{_like(query)}%",
+            "limit": limit,
+        },
+    ).mappings()
+    return [dict(row) for row in rows]
 
 
 @router.get("/api/locate", summary="Is a point inside the council, and if not, whose is it")

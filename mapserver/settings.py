@@ -68,6 +68,11 @@ class Settings(BaseSettings):
     max_overflow: int = Field(10, ge=0, description="Extra connections under load.")
     pool_recycle: int = Field(1800, ge=-1, description="Seconds before a connection is renewed.")
 
+    # Analyses (analysis/): how long jobs and their results are kept.
+    jobs_retention_days: int = Field(
+        30, ge=1, description="Days an analysis job and its results are kept."
+    )
+
     @property
     def catalogue_path(self) -> Path:
         return self.catalogue_dir or PROJECT_DIR / "layers" / self.council
