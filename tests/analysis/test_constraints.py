@@ -21,7 +21,9 @@ def covered_share(scalar, site: dict, table: str, where: str = "TRUE") -> float:
 
 @pytest.fixture(scope="module")
 def report(client, keys, flood_site) -> dict:
-    response = client.post(EXECUTE, json={"inputs": {"geometry": flood_site}}, headers=keys["staff"])
+    response = client.post(
+        EXECUTE, json={"inputs": {"geometry": flood_site}}, headers=keys["staff"]
+    )
     assert response.status_code == 200, response.text
     return response.json()
 
@@ -33,7 +35,9 @@ def sections(report: dict) -> dict[str, dict]:
 def test_flood_zone_shares_match_postgis(report, scalar, flood_site):
     flood = sections(report)["flood_zones"]
     assert flood["count"] >= 2 and 0 < flood["share"] <= 1
-    assert flood["share"] == pytest.approx(covered_share(scalar, flood_site, "flood_zones"), abs=1e-4)
+    assert flood["share"] == pytest.approx(
+        covered_share(scalar, flood_site, "flood_zones"), abs=1e-4
+    )
     groups = {g["value"]: g["share"] for g in flood["groups"]}
     for zone in ("2", "3"):
         expected = covered_share(scalar, flood_site, "flood_zones", f"zone = '{zone}'")
@@ -111,7 +115,9 @@ BOWTIE = {"type": "Polygon", "coordinates": [[[-2.16, 53.40], [-2.15, 53.41], [-
 )  # fmt: skip
 def test_bad_sites_are_400_even_asynchronously(client, keys, inputs, message):
     for prefer in ({}, {"Prefer": "respond-async"}):
-        response = client.post(EXECUTE, json={"inputs": inputs}, headers={**keys["staff"], **prefer})
+        response = client.post(
+            EXECUTE, json={"inputs": inputs}, headers={**keys["staff"], **prefer}
+        )
         assert response.status_code == 400, response.text
         body = response.json()
         assert body["code"] == "InvalidParameterValue" and message in body["description"]
