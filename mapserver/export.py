@@ -74,7 +74,7 @@ def export(request: Request, layer_id: str) -> Response:
     return Response(_encode(frame, fmt), media_type=MEDIA[fmt], headers=headers)
 
 
-def _cell(value: object) -> object:
+def csv_cell(value: object) -> object:
     """Text a spreadsheet would run as a formula is prefixed with ' (CSV injection)."""
     if value is None:
         return ""
@@ -94,7 +94,7 @@ def _encode(frame: gpd.GeoDataFrame, fmt: str) -> bytes:
         for record, geometry in zip(
             frame[columns].itertuples(index=False), frame.geometry, strict=True
         ):
-            writer.writerow([*(_cell(v) for v in record), geometry.wkt])
+            writer.writerow([*(csv_cell(v) for v in record), geometry.wkt])
         return out.getvalue().encode()
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "export.gpkg"

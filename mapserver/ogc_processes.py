@@ -21,6 +21,7 @@ from analysis.processes import ANALYSES, ROLE_INPUT, allowed, check_inputs
 from mapserver.access import Principal, principal
 from mapserver.features import ToPygeoapi, ogc_error
 from mapserver.features_query import OGCError, bad
+from mapserver.login import csrf_ok
 from mapserver.ogc import MOUNT
 
 MAX_BODY = 1 << 20
@@ -63,6 +64,8 @@ async def execute(request: Request, process_id: str) -> Response:
             raise bad("the execution request must be a JSON object with an inputs object")
         inputs = document.setdefault("inputs", {})
         inputs.pop(ROLE_INPUT, None)
+        if who.user_id is not None and not csrf_ok(request, request.headers.get("x-csrf-token", "")):
+            raise OGCError(403, "Forbidden", "Send the page's X-CSRF-Token with a signed-in session.")
         if not allowed(process_id, who):
             role = ANALYSES[process_id].least_role
             raise OGCError(
