@@ -188,5 +188,6 @@ async def job_pdf(request: Request, job_id: str) -> Response:
     job, result = await run_in_threadpool(_download, request, job_id)
     if result is None:
         return Response(json.dumps(NO_RESULT), status_code=404, media_type="application/json")
-    body = await run_in_threadpool(render_pdf, result, request.app.state.catalogue, job.finished)
+    state = request.app.state
+    body = await run_in_threadpool(render_pdf, result, state.catalogue, state.engine, job.finished)
     return _attachment(body, "application/pdf", f"{job_id}.pdf")

@@ -9,6 +9,7 @@ metre are joined. Routing starts at the junctions on or inside the incident, or 
 nearest one; a feature counts as reached within ``ACCESS_M`` of a reached street.
 """
 
+import json
 from collections.abc import Callable
 from typing import Any
 
@@ -173,8 +174,13 @@ def incident_reach(
                 network=network.id,
                 network_reached_m=reached["length_m"],
             )
-        reach_area = conn.execute(sa.select(gf.ST_Area(area))).scalar_one() or 0.0
-        parameters["area_m2"] = round(reach_area, 1)
+        reach_area, outline = conn.execute(
+            sa.select(
+                gf.ST_Area(area),
+                gf.ST_AsGeoJSON(gf.ST_Transform(gf.ST_SimplifyPreserveTopology(area, 1), 4326), 7),
+            )
+        ).one()
+        parameters["area_m2"] = round(reach_area or 0.0, 1)
         sections = []
         for done, layer in enumerate(layers):
             progress(20 + 75 * done // len(layers), f"Finding {layer.title.lower()}")
@@ -196,5 +202,6 @@ def incident_reach(
         "title": "Incident reach",
         "site": described,
         "parameters": parameters,
+        "zone": json.loads(outline) if outline else None,
         "sections": sections,
     }

@@ -8,15 +8,19 @@ from datetime import UTC, datetime
 from typing import Any
 
 import geopandas as gpd
+import shapely
 from matplotlib.backends.backend_pdf import PdfPages
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
+from sqlalchemy import text
+from sqlalchemy.engine import Engine
 
 from layers.catalogue import Catalogue
 
 A4 = (8.27, 11.69)
 ROWS_PER_PAGE = 38
+MAX_BASEMAP_FEATURES = 5000
 MAX_ROWS_PER_LAYER = 200  # in the PDF; the CSV has every feature
 SITE_COLOUR = "#d4351c"
 TEXT = "#0b0c0c"
@@ -42,7 +46,9 @@ def summary_rows(result: dict[str, Any]) -> list[list[str]]:
             note = f"about {section['population']['estimate']:,} residents"
         elif section.get("groups"):
             label = section.get("group_label", "")
-            note = "; ".join(f"{label} {g['value']}: {_share(g['share'])}" for g in section["groups"])
+            note = "; ".join(
+                f"{label} {g['value']}: {_share(g['share'])}" for g in section["groups"]
+            )
         rows.append([
             section["title"], found, str(section.get("on_site", "")),
             _area(section.get("overlap_m2")), _share(section.get("share")), note,
@@ -71,24 +77,68 @@ def _scale_bar(ax: Any, width_m: float) -> None:  # noqa: ANN401 (matplotlib axe
                 arrowprops={"arrowstyle": "-|>", "color": TEXT})  # fmt: skip
 
 
-def _map(fig: Figure, result: dict[str, Any], catalogue: Catalogue, srid: int) -> None:
+def _basemap(ax: Any, engine: Engine, catalogue: Catalogue, extent: tuple) -> None:  # noqa: ANN401
+    """The council's base map layers and boundary, light, clipped to the map's extent."""
+    council = catalogue.council
+    for layer_id in [*council.basemap_layers, council.boundary_layer]:
+        layer = catalogue.layers.get(layer_id)
+        if layer is None or layer.access != "public":
+            continue
+        box = f"ST_MakeEnvelope({', '.join(map(str, extent))}, {layer.srid})"
+        with engine.connect() as conn:
+            rows = conn.execute(
+                text(
+                    f"SELECT ST_AsBinary(ST_Intersection(geom, {box}))"
+                    f' FROM layers."{layer.table_name}"'
+                    f" WHERE geom && {box} LIMIT {MAX_BASEMAP_FEATURES}"
+                )
+            ).scalars()
+            shapes = gpd.GeoSeries([shapely.from_wkb(bytes(row)) for row in rows])
+        if shapes.empty:
+            continue
+        if layer_id == council.boundary_layer:
+            shapes.boundary.plot(ax=ax, color=TEXT, linewidth=1.5)
+        elif layer.geometry.endswith("Polygon"):
+            shapes.boundary.plot(ax=ax, color="#b1b4b6", linewidth=0.6)
+        elif layer.geometry.endswith("LineString"):
+            shapes.plot(ax=ax, color="#5694ca", linewidth=1)
+        else:
+            shapes.plot(ax=ax, color="#b1b4b6", markersize=3)
+
+
+def _map(
+    fig: Figure, result: dict[str, Any], catalogue: Catalogue, engine: Engine, srid: int
+) -> None:
     ax = fig.add_axes((0.07, 0.40, 0.86, 0.44))
     site = _frame([{"type": "Feature", "geometry": result["site"]["geometry"],
                     "properties": {}}], srid)  # fmt: skip
     minx, miny, maxx, maxy = site.total_bounds
     reach = result["parameters"].get("distance_m", 0)
-    margin = max(maxx - minx, maxy - miny) * 0.25 + max(reach, 50)
+    margin = max(maxx - minx, maxy - miny) * 0.25 + max(reach * 1.1, 50)
+    extent = (minx - margin, miny - margin, maxx + margin, maxy + margin)
+    _basemap(ax, engine, catalogue, extent)
     handles = []
+    if result.get("zone"):
+        zone = _frame([{"type": "Feature", "geometry": result["zone"], "properties": {}}], srid)
+        zone.boundary.plot(ax=ax, color=SITE_COLOUR, linewidth=1, linestyle="--")
+        handles.append(Line2D([], [], color=SITE_COLOUR, linestyle="--", label="Reach"))
     for section in result["sections"]:
         if not section["features"]:
             continue
-        style = catalogue.layers[section["layer"]].style if section["layer"] in catalogue.layers else None
+        style = (
+            catalogue.layers[section["layer"]].style
+            if section["layer"] in catalogue.layers
+            else None
+        )
         colour = style.colour if style else "#505a5f"
         fill = (style.fill_colour or style.colour) if style else "#b1b4b6"
         frame = _frame(section["features"], srid)
         if section["geometry"].endswith("Polygon"):
-            frame.plot(ax=ax, facecolor=fill, edgecolor=colour, alpha=0.35, linewidth=0.6)
-            handles.append(Patch(facecolor=fill, edgecolor=colour, alpha=0.5, label=section["title"]))
+            alpha = max(style.fill_opacity if style else 0.2, 0.15)
+            frame.plot(ax=ax, facecolor=fill, edgecolor=colour, alpha=alpha, linewidth=0.8)
+            handles.append(
+                Patch(facecolor=fill, edgecolor=colour, alpha=0.5, label=section["title"])
+            )
         elif section["geometry"].endswith("LineString"):
             frame.plot(ax=ax, color=colour, linewidth=1.5)
             handles.append(Line2D([], [], color=colour, label=section["title"]))
@@ -102,11 +152,13 @@ def _map(fig: Figure, result: dict[str, Any], catalogue: Catalogue, srid: int) -
     else:
         site.plot(ax=ax, facecolor="none", edgecolor=SITE_COLOUR, linewidth=2)
     handles.append(Line2D([], [], color=SITE_COLOUR, linewidth=2, label="Site"))
-    ax.set_xlim(minx - margin, maxx + margin)
-    ax.set_ylim(miny - margin, maxy + margin)
+    ax.set_xlim(extent[0], extent[2])
+    ax.set_ylim(extent[1], extent[3])
     ax.set_aspect("equal")
     ax.set_xticks([])
     ax.set_yticks([])
+    ax.set_xlabel("")
+    ax.set_ylabel("")
     _scale_bar(ax, (maxx - minx) + 2 * margin)
     ax.legend(handles=handles, loc="upper left", fontsize=7, framealpha=0.9)
 
@@ -151,7 +203,9 @@ def _feature_rows(section: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
     return header, rows
 
 
-def render_pdf(result: dict[str, Any], catalogue: Catalogue, finished: datetime | None) -> bytes:
+def render_pdf(
+    result: dict[str, Any], catalogue: Catalogue, engine: Engine, finished: datetime | None
+) -> bytes:
     council = catalogue.council
     srid = catalogue.layers[council.boundary_layer].srid
     when = (finished or datetime.now(UTC)).strftime("%d %B %Y %H:%M UTC")
@@ -165,7 +219,7 @@ def render_pdf(result: dict[str, Any], catalogue: Catalogue, finished: datetime 
     with PdfPages(out, metadata={"Title": title, "Creator": f"{council.short_name} maps"}) as pdf:
         fig = Figure(figsize=A4)
         _heading(fig, title, subtitle)
-        _map(fig, result, catalogue, srid)
+        _map(fig, result, catalogue, engine, srid)
         header = ["Layer", "Found", "On site", "Area on site", "Share of site", "Notes"]
         _table(fig, (0.07, 0.08, 0.86, 0.30), header, summary_rows(result))
         notes = [council.attribution]
@@ -181,7 +235,9 @@ def render_pdf(result: dict[str, Any], catalogue: Catalogue, finished: datetime 
             header, rows = _feature_rows(section)
             for start in range(0, len(rows), ROWS_PER_PAGE):
                 fig = Figure(figsize=A4)
-                _heading(fig, section["title"], f"{section['count']} found. {section['attribution']}")
+                _heading(
+                    fig, section["title"], f"{section['count']} found. {section['attribution']}"
+                )
                 _table(fig, (0.07, 0.05, 0.86, 0.85), header, rows[start : start + ROWS_PER_PAGE])
                 pdf.savefig(fig)
     return out.getvalue()

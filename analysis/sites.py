@@ -122,7 +122,7 @@ def parcel_at(
     ).one_or_none()
     if row is None:
         raise InputError(f"no {layer.title.lower()} parcel at {label}; draw the site instead")
-    return Site(row[0], f"{label} ({layer.title.lower()} {row[1]})", "parcel")
+    return Site(row[0], f"{layer.title} parcel {row[1]} at {label}", "parcel")
 
 
 def resolve_site(

@@ -64,8 +64,10 @@ async def execute(request: Request, process_id: str) -> Response:
             raise bad("the execution request must be a JSON object with an inputs object")
         inputs = document.setdefault("inputs", {})
         inputs.pop(ROLE_INPUT, None)
-        if who.user_id is not None and not csrf_ok(request, request.headers.get("x-csrf-token", "")):
-            raise OGCError(403, "Forbidden", "Send the page's X-CSRF-Token with a signed-in session.")
+        # A signed-in session's cookie is not enough: its page's CSRF token must come too.
+        token = request.headers.get("x-csrf-token", "")
+        if who.user_id is not None and not csrf_ok(request, token):
+            raise OGCError(403, "Forbidden", "A signed-in request needs the page's X-CSRF-Token.")
         if not allowed(process_id, who):
             role = ANALYSES[process_id].least_role
             raise OGCError(

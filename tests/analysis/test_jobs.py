@@ -41,7 +41,8 @@ def test_jobs_are_for_their_owner_and_staff(client, engine, keys, emergency_job,
         "emergency"
     )
     other = {"X-API-Key": create_key(engine, "another agency", "emergency")[1]}
-    for path in (url, f"{url}/results", f"/jobs/{emergency_job}", f"/jobs/{emergency_job}/result.csv"):
+    page = f"/jobs/{emergency_job}"
+    for path in (url, f"{url}/results", page, f"{page}/result.csv"):
         assert client.get(path, headers=keys["emergency"]).status_code == 200, path
         assert client.get(path, headers=keys["staff"]).status_code == 200, path
         assert client.get(path, headers=other).status_code == 404, path

@@ -232,6 +232,13 @@ function render(result, jobId) {
     s.title, `${s.count}${s.truncated ? "+" : ""}`, s.on_site ?? "", area(s.overlap_m2), share(s.share), note(s),
   ]);
   parts.push(table("What was found", ["Layer", "Found", "On site", "Area on site", "Share of site", "Notes"], summary));
+  for (const section of result.sections.filter((s) => s.summary)) {
+    for (const [name, values] of Object.entries(section.summary)) {
+      const label = section.fields.find((f) => f.name === name)?.label || name;
+      parts.push(table(`${section.title} by ${label.toLowerCase()}`, [label, "Parcels", "Area on site"],
+        values.map((v) => [v.value ?? "not recorded", v.parcels, area(v.overlap_m2)])));
+    }
+  }
   const downloads = element("ul", "govuk-list app-result-downloads");
   for (const [href, text] of [[`/jobs/${jobId}/report.pdf`, "PDF report with a map"], [`/jobs/${jobId}/result.geojson`, "GeoJSON"],
     [`/jobs/${jobId}/result.csv`, "CSV"], [`/jobs/${jobId}`, "This job's page (a link to share with staff)"]]) {
