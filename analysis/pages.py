@@ -14,7 +14,7 @@ from analysis import jobs
 from analysis.exports import result_csv, result_geojson
 from analysis.processes import ANALYSES
 from analysis.reach import ACCESS_M, MAX_NETWORK_M, MAX_REACH_M
-from analysis.report import render_pdf, summary_rows
+from analysis.report import render_pdf, summary_table
 from loaders.pipeline import live_versions
 from mapserver.access import Principal, principal
 from mapserver.ogc import MOUNT
@@ -145,7 +145,7 @@ def job_page(request: Request, job_id: str) -> Response:
     slug = SLUG_OF.get(job.process_id)
     return _page(
         request, "job.html", job=job, result=result, slug=slug,
-        rows=summary_rows(result) if result and "sections" in result else None,
+        summary=summary_table(result) if result and "sections" in result else None,
         title=PAGES[slug].title if slug else job.process_id,
     )  # fmt: skip
 

@@ -36,8 +36,18 @@ def _area(m2: float | None) -> str:
     return f"{m2:,.0f} m²" if m2 < 10_000 else f"{m2 / 10_000:,.2f} ha"
 
 
+SUMMARY_HEADER = ["Layer", "Found", "On site", "Area on site", "Share of site", "Notes"]
+
+
+def summary_table(result: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
+    """Layer, found, on site, area on site, share of site, notes (as the page shows them),
+    without the columns that say nothing for this analysis."""
+    rows = summary_rows(result)
+    keep = [i for i in range(len(SUMMARY_HEADER)) if i < 2 or any(row[i] for row in rows)]
+    return [SUMMARY_HEADER[i] for i in keep], [[row[i] for i in keep] for row in rows]
+
+
 def summary_rows(result: dict[str, Any]) -> list[list[str]]:
-    """Layer, found, on site, area on site, share of site (what the page shows too)."""
     rows = []
     for section in result["sections"]:
         found = f"{section['count']}{'+' if section['truncated'] else ''}"
@@ -220,8 +230,7 @@ def render_pdf(
         fig = Figure(figsize=A4)
         _heading(fig, title, subtitle)
         _map(fig, result, catalogue, engine, srid)
-        header = ["Layer", "Found", "On site", "Area on site", "Share of site", "Notes"]
-        _table(fig, (0.07, 0.08, 0.86, 0.30), header, summary_rows(result))
+        _table(fig, (0.07, 0.08, 0.86, 0.30), *summary_table(result))
         notes = [council.attribution]
         if any(s["synthetic"] for s in result["sections"]):
             notes.insert(0, "Layers marked synthetic are generated data, not council records.")

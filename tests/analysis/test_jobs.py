@@ -9,6 +9,7 @@ import pytest
 
 from analysis.jobs import run_once
 from mapserver.access import create_key
+from tests.mapserver.test_cli import MAPSERVER, run
 
 REACH = "/ogc/processes/incident-reach/execution"
 
@@ -90,3 +91,11 @@ def test_old_jobs_are_deleted_with_their_results(runtime, client, keys, town_cen
     assert run_once(runtime.engine, runtime.settings) >= 1
     assert scalar("SELECT count(*) FROM app.jobs WHERE identifier = :j", j=job_id) == 0
     assert not Path(location).exists()
+
+
+def test_clean_command(database_url, runtime, tmp_path):
+    env = {"DATABASE_URL": database_url, "MAPSERVER_STATE_DIR": str(tmp_path),
+           "MAPSERVER_JOBS_RETENTION_DAYS": "7"}  # fmt: skip
+    result = run([*MAPSERVER, "jobs", "clean"], env)
+    assert result.returncode == 0, result.stderr
+    assert "older than 7 days deleted" in result.stderr

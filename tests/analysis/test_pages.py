@@ -34,8 +34,11 @@ def open_analysis(page, slug: str, centre: list[float]) -> None:
 
 
 def click_at(page, lon: float, lat: float) -> None:
-    x, y = page.evaluate("([lat, lon]) => { const p = window.__map.latLngToContainerPoint([lat, lon]);"
-                         " return [p.x, p.y]; }", [lat, lon])  # fmt: skip
+    x, y = page.evaluate(
+        "([lat, lon]) => { const p = window.__map.latLngToContainerPoint([lat, lon]);"
+        " return [p.x, p.y]; }",
+        [lat, lon],
+    )
     box = page.locator("#map").bounding_box()
     page.mouse.click(box["x"] + x, box["y"] + y)
 

@@ -231,7 +231,10 @@ function render(result, jobId) {
   const summary = result.sections.map((s) => [
     s.title, `${s.count}${s.truncated ? "+" : ""}`, s.on_site ?? "", area(s.overlap_m2), share(s.share), note(s),
   ]);
-  parts.push(table("What was found", ["Layer", "Found", "On site", "Area on site", "Share of site", "Notes"], summary));
+  // Columns that say nothing for this analysis (areas, for an incident's reach) are left out.
+  const header = ["Layer", "Found", "On site", "Area on site", "Share of site", "Notes"];
+  const keep = header.map((_h, i) => i).filter((i) => i < 2 || summary.some((row) => row[i] !== ""));
+  parts.push(table("What was found", keep.map((i) => header[i]), summary.map((row) => keep.map((i) => row[i]))));
   for (const section of result.sections.filter((s) => s.summary)) {
     for (const [name, values] of Object.entries(section.summary)) {
       const label = section.fields.find((f) => f.name === name)?.label || name;
