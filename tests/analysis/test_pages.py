@@ -116,6 +116,9 @@ def test_jobs_page(signed_in, artifacts):
     page.goto("/jobs")
     assert page.get_by_role("heading", name="Analysis jobs").count() == 1
     assert axe_violations(page, artifacts / "axe-jobs.json") == []
+    page.locator("#jobs-table a").first.click()
+    page.get_by_role("link", name="PDF report with a map").wait_for()
+    assert axe_violations(page, artifacts / "axe-job.json") == []
     page.goto("/analysis")
     assert axe_violations(page, artifacts / "axe-analysis.json") == []
 
