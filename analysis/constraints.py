@@ -54,8 +54,8 @@ def site_constraints(
             progress(10 + 85 * done // max(len(layers), 1), f"Checking {layer.title.lower()}")
             assert layer.constraint
             buffer_m = layer.constraint.buffer_m + extra
-            features, truncated = features_within(conn, layer, who, site.geometry(), buffer_m, area)
-            found = section(layer, who, features, truncated)
+            features, total = features_within(conn, layer, who, site.geometry(), buffer_m, area)
+            found = section(layer, who, features, total)
             found["buffer_m"] = buffer_m
             found["on_site"] = sum(1 for f in features if f["properties"]["distance_m"] == 0)
             if is_area(layer) and area:

@@ -13,7 +13,7 @@ from typing import Any
 
 from sqlalchemy.engine import Engine
 
-from analysis.near import InputError
+from analysis.near import MAX_FEATURES_PER_LAYER, InputError
 from analysis.sections import features_within, section
 from analysis.sites import parse_distance, resolve_site, site_geojson
 from layers.catalogue import Catalogue
@@ -73,11 +73,12 @@ def ownership(
         described = site_geojson(conn, site)
         progress(20, "Finding the parcels")
         # Parcels that share only an edge with the site are neighbours, not owners of it.
-        features, truncated = features_within(
+        features, total = features_within(
             conn, parcels, who, site.geometry(), 0, described["area_m2"]
         )
         features = [f for f in features if f["properties"].get("overlap_m2", 0) > 0.01]
-        owned = section(parcels, who, features, truncated)
+        listed_all = total <= MAX_FEATURES_PER_LAYER
+        owned = section(parcels, who, features, len(features) if listed_all else total)
         owned["summary"] = {
             name: _summary(features, name)
             for name in ("tenure", "proprietor_category")
@@ -86,8 +87,8 @@ def ownership(
         sections = [owned]
         if council is not None:
             progress(60, "Finding council land nearby")
-            near, cut = features_within(conn, council, who, site.geometry(), nearby)
-            sections.append(section(council, who, near, cut))
+            near, near_total = features_within(conn, council, who, site.geometry(), nearby)
+            sections.append(section(council, who, near, near_total))
     return {
         "analysis": "ownership",
         "title": "Land ownership",

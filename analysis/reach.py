@@ -184,8 +184,8 @@ def incident_reach(
         sections = []
         for done, layer in enumerate(layers):
             progress(20 + 75 * done // len(layers), f"Finding {layer.title.lower()}")
-            features, truncated = features_within(conn, layer, who, zone, within)
-            found = section(layer, who, features, truncated)
+            features, total = features_within(conn, layer, who, zone, within)
+            found = section(layer, who, features, total)
             if is_area(layer) and layer.population:
                 residents = population(conn, layer, area)
                 for feature in features:

@@ -9,6 +9,7 @@ from typing import Any
 
 import geopandas as gpd
 import shapely
+from matplotlib import rc_context
 from matplotlib.backends.backend_pdf import PdfPages
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
@@ -226,7 +227,11 @@ def render_pdf(
         subtitle += f" ({_area(site['area_m2'])})"
     subtitle += f". Produced {when}."
     out = io.BytesIO()
-    with PdfPages(out, metadata={"Title": title, "Creator": f"{council.short_name} maps"}) as pdf:
+    # Text from the data is text: a "$" in a proposal must not start matplotlib's mathtext.
+    with (
+        rc_context({"text.parse_math": False}),
+        PdfPages(out, metadata={"Title": title, "Creator": f"{council.short_name} maps"}) as pdf,
+    ):
         fig = Figure(figsize=A4)
         _heading(fig, title, subtitle)
         _map(fig, result, catalogue, engine, srid)

@@ -38,10 +38,10 @@ def features_within(
     zone: sa.ColumnElement,
     metres: float,
     site_area: float | None = None,
-) -> tuple[list[dict[str, Any]], bool]:
+) -> tuple[list[dict[str, Any]], int]:
     """Features within ``metres`` of ``zone`` (a geometry in any CRS), nearest first, each
     with ``distance_m`` and, for area layers and an area zone, ``overlap_m2`` and ``share``
-    of the zone. Second value: whether the list was cut at the per-layer limit."""
+    of the zone; at most the per-layer limit of them. Second value: how many there are."""
     table = table_of(layer)
     zone = gf.ST_Transform(zone, layer.srid)
     distance = gf.ST_Distance(table.c.geom, zone)
@@ -64,7 +64,12 @@ def features_within(
             extra.update(overlap_m2=round(overlap_m2, 1), share=round(overlap_m2 / site_area, 4))
         feature["properties"].update(extra)
         features.append(feature)
-    return features, len(rows) > MAX_FEATURES_PER_LAYER
+    total = len(features)
+    if len(rows) > MAX_FEATURES_PER_LAYER:
+        total = conn.execute(
+            sa.select(sa.func.count()).where(gf.ST_DWithin(table.c.geom, zone, metres))
+        ).scalar_one()
+    return features, total
 
 
 def covered(
@@ -82,7 +87,8 @@ def covered(
     return {value: float(m2 or 0) for value, m2 in conn.execute(query).all()}
 
 
-def section(layer: Layer, who: Principal, features: list[dict], truncated: bool) -> dict[str, Any]:
+def section(layer: Layer, who: Principal, features: list[dict], total: int) -> dict[str, Any]:
+    """A layer's part of a result; ``truncated`` when only the first features are listed."""
     return {
         "layer": layer.id,
         "title": layer.title,
@@ -90,7 +96,7 @@ def section(layer: Layer, who: Principal, features: list[dict], truncated: bool)
         "synthetic": layer.synthetic,
         "attribution": layer.attribution,
         "fields": fields_of(layer, who),
-        "count": len(features),
-        "truncated": truncated,
+        "count": total,
+        "truncated": total > len(features),
         "features": features,
     }

@@ -99,3 +99,18 @@ def test_clean_command(database_url, runtime, tmp_path):
     result = run([*MAPSERVER, "jobs", "clean"], env)
     assert result.returncode == 0, result.stderr
     assert "older than 7 days deleted" in result.stderr
+
+
+def test_the_pdf_takes_any_text(runtime, emergency_job):
+    from analysis.jobs import job_result, visible_job
+    from analysis.report import render_pdf
+    from mapserver.access import Principal
+
+    result = job_result(visible_job(runtime.engine, emergency_job, Principal("staff")))
+    hostile = "$\\frac{ <script>alert(1)</script> =cmd|' /C calc'!A0"
+    result["site"]["label"] = hostile
+    for section in result["sections"]:
+        for feature in section["features"]:
+            feature["properties"].update({f["name"]: hostile for f in section["fields"]})
+    pdf = render_pdf(result, runtime.catalogue, runtime.engine, None)
+    assert pdf.startswith(b"%PDF")
