@@ -7,18 +7,16 @@ Which layers are constraints, and their buffers, come from the catalogue (``cons
 in a layer's YAML); the caller sees only the layers and fields their role may read.
 """
 
-from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy.engine import Engine
 
-from analysis.sections import covered, features_within, is_area, section
+from analysis.sections import Progress, covered, features_within, is_area, no_progress, section
 from analysis.sites import parse_distance, resolve_site, site_geojson
 from layers.catalogue import Catalogue
 from mapserver.access import Principal
 
 MAX_EXTRA_BUFFER_M = 500
-Progress = Callable[[int, str], None]
 
 
 def constraint_layers(catalogue: Catalogue, who: Principal) -> list:
@@ -39,7 +37,7 @@ def site_constraints(
     catalogue: Catalogue,
     who: Principal,
     data: dict[str, Any],
-    progress: Progress = lambda percent, message: None,
+    progress: Progress = no_progress,
 ) -> dict[str, Any]:
     """The report: the site, then one section per constraint layer (empty ones included,
     so the report shows what was checked). ``buffer`` widens every layer's own buffer."""

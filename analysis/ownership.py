@@ -8,13 +8,12 @@ derived from it (``derived_from``), so both follow the catalogue.
 """
 
 from collections import Counter
-from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy.engine import Engine
 
 from analysis.near import MAX_FEATURES_PER_LAYER, InputError
-from analysis.sections import features_within, section
+from analysis.sections import Progress, features_within, no_progress, section
 from analysis.sites import parse_distance, resolve_site, site_geojson
 from layers.catalogue import Catalogue
 from layers.model import Layer
@@ -22,7 +21,6 @@ from mapserver.access import Principal
 
 MAX_NEARBY_M = 2_000
 DEFAULT_NEARBY_M = 250
-Progress = Callable[[int, str], None]
 
 
 def ownership_layers(catalogue: Catalogue, who: Principal) -> tuple[Layer, Layer | None]:
@@ -64,7 +62,7 @@ def ownership(
     catalogue: Catalogue,
     who: Principal,
     data: dict[str, Any],
-    progress: Progress = lambda percent, message: None,
+    progress: Progress = no_progress,
 ) -> dict[str, Any]:
     parcels, council = ownership_layers(catalogue, who)
     nearby = parse_distance(data.get("nearby", DEFAULT_NEARBY_M), "nearby", 0, MAX_NEARBY_M)

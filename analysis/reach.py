@@ -10,7 +10,6 @@ nearest one; a feature counts as reached within ``ACCESS_M`` of a reached street
 """
 
 import json
-from collections.abc import Callable
 from typing import Any
 
 import sqlalchemy as sa
@@ -18,7 +17,7 @@ from geoalchemy2 import functions as gf
 from sqlalchemy.engine import Connection, Engine
 
 from analysis.near import InputError
-from analysis.sections import features_within, is_area, section
+from analysis.sections import Progress, features_within, is_area, no_progress, section
 from analysis.sites import Site, parse_distance, parse_layers, resolve_site, site_geojson
 from layers.catalogue import Catalogue
 from layers.model import Layer
@@ -30,7 +29,6 @@ MAX_NETWORK_M = 10_000
 ACCESS_M = 50.0
 SNAP_GRID_M = 0.5
 MODES = ("straight", "walking", "driving")
-Progress = Callable[[int, str], None]
 
 EDGES = """
 CREATE TEMP TABLE reach_edges ON COMMIT DROP AS
@@ -152,7 +150,7 @@ def incident_reach(
     catalogue: Catalogue,
     who: Principal,
     data: dict[str, Any],
-    progress: Progress = lambda percent, message: None,
+    progress: Progress = no_progress,
 ) -> dict[str, Any]:
     layers, mode, distance, network = _inputs(catalogue, who, data)
     with engine.begin() as conn:  # one transaction: the network's temporary tables

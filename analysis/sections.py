@@ -8,6 +8,7 @@ other (zone 2 includes zone 3) are not counted twice in a share.
 """
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 import sqlalchemy as sa
@@ -21,6 +22,12 @@ from mapserver.features_query import CRS84, OutputCrs
 from mapserver.features_sql import feature_text, table_of
 
 LONLAT = OutputCrs(CRS84, 4326, lat_lon=False)
+# How an analysis reports progress (percent, message) to its job; nothing outside a job.
+Progress = Callable[[int, str], None]
+
+
+def no_progress(percent: int, message: str) -> None:
+    pass
 
 
 def is_area(layer: Layer) -> bool:

@@ -26,8 +26,9 @@ const draw = new Draw({
   onShape: (geometry, kind) => {
     site = geometry;
     address.value = "";
-    const describe = { point: "A point", parcel: "The land parcel at the point", line: "A line", polygon: "An area" }[kind];
-    drawStatus.textContent = `${describe} is chosen${kind === "polygon" ? ` (${formatArea(polygonArea(geometry))})` : ""}. Run the analysis when ready.`;
+    const describe = { point: "A point", parcel: "The land parcel at the point", line: "A line",
+      polygon: `An area of ${formatArea(polygonArea(geometry))}` }[kind];
+    drawStatus.textContent = `${describe} is chosen. Run the analysis when ready.`;
     map.getContainer().dataset.site = kind;
   },
 });
@@ -225,7 +226,7 @@ function render(result, jobId) {
   const parts = [element("h2", "govuk-heading-m", result.title)];
   const site = result.site;
   let about = `Site: ${site.label}`;
-  if (site.area_m2) about += ` (${formatArea(site.area_m2)})`;
+  if (site.area_m2) about += `, ${formatArea(site.area_m2)}`;
   if (result.parameters.method) about += `. Distances: ${result.parameters.method}, ${formatDistance(result.parameters.distance_m)}`;
   parts.push(element("p", "govuk-body", `${about}.`));
   const summary = result.sections.map((s) => [
