@@ -147,6 +147,7 @@ def job_page(request: Request, job_id: str) -> Response:
         request, "job.html", job=job, result=result, slug=slug,
         summary=summary_table(result) if result and "sections" in result else None,
         title=PAGES[slug].title if slug else job.process_id,
+        share_url=f"{request.app.state.settings.base_url}/jobs/{job.identifier}",
     )  # fmt: skip
 
 

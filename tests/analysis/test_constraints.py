@@ -121,3 +121,15 @@ def test_bad_sites_are_400_even_asynchronously(client, keys, inputs, message):
         assert response.status_code == 400, response.text
         body = response.json()
         assert body["code"] == "InvalidParameterValue" and message in body["description"]
+
+
+def test_an_address_stands_for_the_parcel_there(client, keys, scalar):
+    label = scalar(
+        "SELECT g.label FROM app.gazetteer g JOIN layers.land_ownership p"
+        " ON ST_Intersects(p.geom, ST_Transform(g.geom, 27700))"
+        " WHERE g.layer = 'libraries' ORDER BY g.label LIMIT 1"
+    )
+    response = client.post(EXECUTE, json={"inputs": {"address": label}}, headers=keys["staff"])
+    assert response.status_code == 200, response.text
+    site = response.json()["site"]
+    assert site["kind"] == "parcel" and label in site["label"]

@@ -114,3 +114,16 @@ def test_the_pdf_takes_any_text(runtime, emergency_job):
             feature["properties"].update({f["name"]: hostile for f in section["fields"]})
     pdf = render_pdf(result, runtime.catalogue, runtime.engine, None)
     assert pdf.startswith(b"%PDF")
+
+
+def test_progress_is_written_where_clients_poll(runtime, scalar):
+    from analysis.jobs import reporter
+
+    with runtime.engine.begin() as conn:
+        conn.exec_driver_sql(
+            "INSERT INTO app.jobs (identifier, process_id, status, progress, created)"
+            " VALUES ('progress-test', 'incident-reach', 'accepted', 5, now())"
+        )
+    reporter(runtime.engine, "progress-test")(40, "Finding schools")
+    row = "SELECT status || ' ' || progress || ' ' || message FROM app.jobs WHERE identifier = :j"
+    assert scalar(row, j="progress-test") == "running 40 Finding schools"

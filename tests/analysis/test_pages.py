@@ -84,6 +84,8 @@ def test_incident_reach_page(signed_in, town_centre, artifacts):
     csv = page.request.get(f"/jobs/{job}/result.csv")
     assert csv.ok and csv.text().startswith("layer,id")
     assert axe_violations(page, artifacts / "axe-analysis-reach-result.json") == []
+    page.goto(f"/analysis/reach?job={job}")  # a shared link shows the saved result
+    page.wait_for_selector(f"#analysis-results[data-job='{job}'][data-state=done]")
 
 
 def test_ownership_page_picks_a_parcel(signed_in, engine, artifacts):

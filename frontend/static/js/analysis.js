@@ -1,7 +1,7 @@
 // An analysis page: the map core (map.js), a site drawn with draw.js or given as an address,
 // the analysis run as an asynchronous OGC API job (progress shown while it runs), and its
 // result listed and drawn on the map with its downloads. ?job=ID shows a saved job's result.
-import { L, map, config, pathStyle } from "./map.js";
+import { L, map, config, pathStyle, ready } from "./map.js";
 import { Draw } from "./draw.js";
 import { area as areaOf, formatArea, formatDistance } from "./measure.js";
 
@@ -26,8 +26,8 @@ const draw = new Draw({
   onShape: (geometry, kind) => {
     site = geometry;
     address.value = "";
-    const describe = { point: "A point", parcel: "The land parcel at the point", line: "A line",
-      polygon: `An area of ${formatArea(polygonArea(geometry))}` }[kind];
+    const describe = kind === "polygon" ? `An area of ${formatArea(polygonArea(geometry))}`
+      : { point: "A point", parcel: "The land parcel at the point", line: "A line" }[kind];
     drawStatus.textContent = `${describe} is chosen. Run the analysis when ready.`;
     map.getContainer().dataset.site = kind;
   },
@@ -270,5 +270,7 @@ function render(result, jobId) {
 }
 
 if (analysis.job) {
-  show(analysis.job).catch((error) => showErrors([{ text: error.message, field: "analysis-address" }]));
+  // After the map's own first framing, so that the result's view is the one that stays.
+  ready.then(() => show(analysis.job))
+    .catch((error) => showErrors([{ text: error.message, field: "analysis-address" }]));
 }
