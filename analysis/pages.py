@@ -54,11 +54,11 @@ REACH_KEYWORDS = {"care homes", "schools", "defibrillators", "rest centres"}
 SLUG_OF = {page.process: page.slug for page in PAGES.values()}
 
 
-def _denied(request: Request, who: Principal) -> Response:
+def _denied(request: Request, who: Principal, role: str = "staff") -> Response:
     """Anonymous people are asked to sign in; a signed-in role below the page's is refused."""
     if who.role is None:
         return RedirectResponse(f"/login?next={request.url.path}", status_code=303)
-    return HTMLResponse("This page is not available to your role.", status_code=403)
+    return _page(request, "forbidden.html", status=403, role=role)
 
 
 def _page(request: Request, template: str, status: int = 200, **context: Any) -> Response:  # noqa: ANN401
@@ -77,7 +77,7 @@ def analysis_index(request: Request) -> Response:
     who = principal(request)
     pages = _pages_for(who)
     if not pages:
-        return _denied(request, who)
+        return _denied(request, who, "emergency planners and staff")
     return _page(request, "analysis_index.html", pages=pages, staff=who.has("staff"))
 
 
@@ -87,8 +87,8 @@ def analysis_page(request: Request, slug: str) -> Response:
     if page is None:
         return HTMLResponse("Not found", status_code=404)
     who = principal(request)
-    if not who.has(ANALYSES[page.process].least_role):
-        return _denied(request, who)
+    if not who.has(role := ANALYSES[page.process].least_role):
+        return _denied(request, who, role)
     catalogue = request.app.state.catalogue
     with request.app.state.engine.connect() as conn:
         updated = {layer: row.finished_at for layer, row in live_versions(conn).items()}

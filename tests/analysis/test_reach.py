@@ -139,3 +139,24 @@ def test_network_reach_follows_the_streets(
         if mode == "walking":
             assert result["parameters"]["network_reached_m"] == pytest.approx(street_m, abs=0.5)
     assert found == {"straight": straight, "walking": walking}
+
+
+def test_a_burst_main_and_a_flood_extent(client, keys, engine, scalar):
+    line = geojson_of(
+        engine,
+        "SELECT ST_MakeLine(ST_MakePoint(389400, 390000), ST_MakePoint(390200, 390300))"
+        "::geometry(LineString, 27700)",
+    )
+    extent = geojson_of(
+        engine, "SELECT ST_Buffer(ST_MakePoint(389800, 390500), 300)::geometry(Polygon, 27700)"
+    )
+    for incident in (line, extent):
+        inputs = {"geometry": incident, "distance": 250, "layers": ["land_ownership", "lsoas"]}
+        response = client.post(EXECUTE, json={"inputs": inputs}, headers=keys["emergency"])
+        assert response.status_code == 200, response.text
+        found = {s["layer"]: s["count"] for s in response.json()["sections"]}
+        for layer in ("land_ownership", "lsoas"):
+            assert found[layer] == scalar(
+                f"SELECT count(*) FROM layers.{layer} WHERE ST_DWithin(geom, {SITE_SQL}, 250)",
+                site=json.dumps(incident),
+            )
