@@ -121,9 +121,12 @@ def test_progress_is_written_where_clients_poll(runtime, scalar):
 
     with runtime.engine.begin() as conn:
         conn.exec_driver_sql(
-            "INSERT INTO app.jobs (identifier, process_id, status, progress, created)"
-            " VALUES ('progress-test', 'incident-reach', 'accepted', 5, now())"
+            "INSERT INTO app.jobs (identifier, process_id, status, progress, created, started,"
+            " updated) VALUES ('progress-test', 'incident-reach', 'accepted', 5, now(), now(),"
+            " now())"
         )
     reporter(runtime.engine, "progress-test")(40, "Finding schools")
     row = "SELECT status || ' ' || progress || ' ' || message FROM app.jobs WHERE identifier = :j"
     assert scalar(row, j="progress-test") == "running 40 Finding schools"
+    with runtime.engine.begin() as conn:
+        conn.exec_driver_sql("DELETE FROM app.jobs WHERE identifier = 'progress-test'")
