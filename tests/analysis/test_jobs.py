@@ -2,14 +2,20 @@
 started them (staff see all; anyone else gets 404), their downloads, and the retention
 clean-up."""
 
+import json
+import re
 import time
 from pathlib import Path
 
+import httpx
 import pytest
 
-from analysis.jobs import run_once
-from mapserver.access import create_key
+from analysis.jobs import job_result, reporter, run_once, visible_job
+from analysis.report import render_pdf
+from mapserver.access import Principal, create_key
+from mapserver.sessions import create_user
 from tests.mapserver.test_cli import MAPSERVER, run
+from tests.mapserver.test_login import sign_in
 
 REACH = "/ogc/processes/incident-reach/execution"
 
@@ -102,10 +108,6 @@ def test_clean_command(database_url, runtime, tmp_path):
 
 
 def test_the_pdf_takes_any_text(runtime, emergency_job):
-    from analysis.jobs import job_result, visible_job
-    from analysis.report import render_pdf
-    from mapserver.access import Principal
-
     result = job_result(visible_job(runtime.engine, emergency_job, Principal("staff")))
     hostile = "$\\frac{ <script>alert(1)</script> =cmd|' /C calc'!A0"
     result["site"]["label"] = hostile
@@ -117,8 +119,6 @@ def test_the_pdf_takes_any_text(runtime, emergency_job):
 
 
 def test_progress_is_written_where_clients_poll(runtime, scalar):
-    from analysis.jobs import reporter
-
     with runtime.engine.begin() as conn:
         conn.exec_driver_sql(
             "INSERT INTO app.jobs (identifier, process_id, status, progress, created, started,"
@@ -130,3 +130,16 @@ def test_progress_is_written_where_clients_poll(runtime, scalar):
     assert scalar(row, j="progress-test") == "running 40 Finding schools"
     with runtime.engine.begin() as conn:
         conn.exec_driver_sql("DELETE FROM app.jobs WHERE identifier = 'progress-test'")
+
+
+def test_a_signed_in_session_needs_the_pages_csrf_token(base_url, engine, town_centre):
+    create_user(engine, "reacher@example.gov.uk", "Reacher", "staff", "a long enough password")
+    inputs = {"inputs": {"geometry": town_centre, "distance": 100, "layers": ["defibrillators"]}}
+    with httpx.Client(base_url=base_url) as http:
+        sign_in(http, "reacher@example.gov.uk", "a long enough password")
+        refused = http.post(REACH, json=inputs)
+        assert refused.status_code == 403 and "CSRF" in refused.json()["description"]
+        page = http.get("/analysis/reach").text
+        config = re.search(r'id="analysis-config">(.*?)</script>', page).group(1)
+        token = json.loads(config)["csrfToken"]
+        assert http.post(REACH, json=inputs, headers={"X-CSRF-Token": token}).status_code == 200
