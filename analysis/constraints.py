@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy.engine import Engine
 
 from analysis.sections import Progress, covered, features_within, is_area, no_progress, section
-from analysis.sites import parse_distance, resolve_site, site_geojson
+from analysis.sites import parse_distance, resolve_area_site
 from layers.catalogue import Catalogue
 from mapserver.access import Principal
 
@@ -27,9 +27,9 @@ def constraint_layers(catalogue: Catalogue, who: Principal) -> list:
 
 def check(engine: Engine, catalogue: Catalogue, who: Principal, data: dict[str, Any]) -> None:
     """Everything that can be wrong with the inputs, before a job starts."""
-    with engine.connect() as conn:
-        resolve_site(conn, catalogue, who, data, polygon=True)
     parse_distance(data.get("buffer", 0), "buffer", 0, MAX_EXTRA_BUFFER_M)
+    with engine.connect() as conn:
+        resolve_area_site(conn, catalogue, who, data)
 
 
 def site_constraints(
@@ -45,8 +45,7 @@ def site_constraints(
     layers = constraint_layers(catalogue, who)
     sections = []
     with engine.connect() as conn:
-        site = resolve_site(conn, catalogue, who, data, polygon=True)
-        described = site_geojson(conn, site)
+        site, described = resolve_area_site(conn, catalogue, who, data)
         area = described["area_m2"]
         for done, layer in enumerate(layers):
             progress(10 + 85 * done // max(len(layers), 1), f"Checking {layer.title.lower()}")

@@ -14,7 +14,7 @@ from sqlalchemy.engine import Engine
 
 from analysis.near import MAX_FEATURES_PER_LAYER, InputError
 from analysis.sections import Progress, features_within, no_progress, section
-from analysis.sites import parse_distance, resolve_site, site_geojson
+from analysis.sites import parse_distance, resolve_area_site
 from layers.catalogue import Catalogue
 from layers.model import Layer
 from mapserver.access import Principal
@@ -43,7 +43,7 @@ def check(engine: Engine, catalogue: Catalogue, who: Principal, data: dict[str, 
     ownership_layers(catalogue, who)
     parse_distance(data.get("nearby", DEFAULT_NEARBY_M), "nearby", 0, MAX_NEARBY_M)
     with engine.connect() as conn:
-        resolve_site(conn, catalogue, who, data, polygon=True)
+        resolve_area_site(conn, catalogue, who, data)
 
 
 def _summary(features: list[dict], field: str) -> list[dict[str, Any]]:
@@ -67,8 +67,7 @@ def ownership(
     parcels, council = ownership_layers(catalogue, who)
     nearby = parse_distance(data.get("nearby", DEFAULT_NEARBY_M), "nearby", 0, MAX_NEARBY_M)
     with engine.connect() as conn:
-        site = resolve_site(conn, catalogue, who, data, polygon=True)
-        described = site_geojson(conn, site)
+        site, described = resolve_area_site(conn, catalogue, who, data)
         progress(20, "Finding the parcels")
         # Parcels that share only an edge with the site are neighbours, not owners of it.
         features, total = features_within(

@@ -24,6 +24,7 @@ from mapserver.features_sql import table_of
 from mapserver.search import places
 
 MAX_VERTICES = 10_000
+MAX_SITE_HA = 500  # a site, not a district: larger ones are what incident reach is for
 MAX_ADDRESS = 100
 # A generous box around Great Britain (CRS84): anything else is a lon/lat mix-up.
 GB = shapely.box(-9.0, 49.0, 2.5, 61.5)
@@ -148,6 +149,18 @@ def resolve_site(
             return parcel_at(conn, catalogue, who, point, label)
         return Site(to_ewkt(conn, point, srid), label, "address")
     raise InputError("give the site as geometry (GeoJSON in CRS84) or an address")
+
+
+def resolve_area_site(
+    conn: Connection, catalogue: Catalogue, who: Principal, data: dict[str, Any]
+) -> tuple[Site, dict[str, Any]]:
+    """A site for the site reports (a polygon, or the parcel under a point or address), no
+    larger than ``MAX_SITE_HA``; and its description (:func:`site_geojson`)."""
+    site = resolve_site(conn, catalogue, who, data, polygon=True)
+    described = site_geojson(conn, site)
+    if described["area_m2"] > MAX_SITE_HA * 10_000:
+        raise InputError(f"the site is larger than {MAX_SITE_HA} hectares: draw a smaller one")
+    return site, described
 
 
 def site_geojson(conn: Connection, site: Site) -> dict[str, Any]:

@@ -109,6 +109,8 @@ BOWTIE = {"type": "Polygon", "coordinates": [[[-2.16, 53.40], [-2.15, 53.41], [-
          "polygon"),
         ({}, "geometry"),
         ({"address": "zzqqxx nowhere"}, "no place"),
+        ({"geometry": {"type": "Polygon", "coordinates": [[[-2.2, 53.38], [-2.1, 53.38],
+          [-2.1, 53.42], [-2.2, 53.42], [-2.2, 53.38]]]}}, "larger than 500 hectares"),
         ({"geometry": {"type": "Point", "coordinates": [-2.15, 53.40]}, "buffer": 10_000},
          "buffer"),
     ],
