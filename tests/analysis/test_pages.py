@@ -128,3 +128,15 @@ def test_jobs_page(signed_in, artifacts):
 def test_anonymous_people_are_asked_to_sign_in(page):
     page.goto("/analysis/constraints")
     assert "/login" in page.url
+
+
+def test_reach_from_an_address_with_suggestions(signed_in, scalar, town_centre):
+    page = signed_in
+    label = scalar(
+        "SELECT label FROM app.gazetteer WHERE layer = 'libraries' ORDER BY label LIMIT 1"
+    )
+    open_analysis(page, "reach", town_centre["coordinates"])
+    page.get_by_label("Or an address or place").fill(label[:6])
+    page.wait_for_function("document.querySelectorAll('#address-suggestions option').length > 0")
+    page.get_by_label("Or an address or place").fill(label)
+    assert label in run_and_wait(page).inner_text()

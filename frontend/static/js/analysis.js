@@ -48,11 +48,28 @@ document.querySelectorAll("[data-tool]").forEach((button) => {
 document.getElementById("draw-finish").addEventListener("click", () => draw.finish());
 document.getElementById("draw-add").addEventListener("click", () => draw.add(map.getCenter()));
 document.getElementById("draw-cancel").addEventListener("click", () => draw.cancel());
+// Suggestions from the gazetteer (what the server will look the address up in).
+const suggestions = document.getElementById("address-suggestions");
+let suggesting = null;
 address.addEventListener("input", () => {
   if (address.value.trim()) {
     site = null;
     draw.clear();
   }
+  clearTimeout(suggesting);
+  const query = address.value.trim();
+  if (query.length < 2) return;
+  suggesting = setTimeout(async () => {
+    const response = await fetch(`/api/search?q=${encodeURIComponent(query)}&limit=8`);
+    if (!response.ok) return;
+    const places = (await response.json()).results.filter((r) => r.layer);
+    suggestions.replaceChildren(...places.map((place) => {
+      const option = document.createElement("option");
+      option.value = place.label;
+      option.label = place.kind;
+      return option;
+    }));
+  }, 250);
 });
 
 // --- inputs and errors ----------------------------------------------------------------------
