@@ -1,6 +1,6 @@
 """Walking distances over a path network with pgRouting.
 
-The network is a line layer noded at junctions (``network: walk`` in the catalogue: OS
+The network is a line layer noded at junctions (``network: [walking]`` in the catalogue: OS
 Open Roads' road links, OS MasterMap Highways' road and path links, or the synthetic
 paths). Its topology is built per analysis in temporary tables, in the same transaction,
 so it always matches the layer's live version: vertices are the lines' end points (to
@@ -124,8 +124,8 @@ FROM (
 
 
 def network_layer(layers: list[Layer], loaded: set[str]) -> Layer | None:
-    """The walking network the analyses use: the first loaded ``network: walk`` layer."""
-    return next((layer for layer in layers if layer.network == "walk" and layer.id in loaded), None)
+    """The walking network the analyses use: the first loaded ``network: [walking]`` layer."""
+    return next((layer for layer in layers if "walking" in layer.network and layer.id in loaded), None)
 
 
 def _start_column(conn: Connection) -> str:

@@ -6,12 +6,15 @@ binds its database pool and catalogue here once, and the execution gate in
 (overwriting anything a client sent), so that results respect access rules.
 """
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any
 
 from pygeoapi.process.base import BaseProcessor, ProcessorExecuteError
 from sqlalchemy.engine import Engine
 
+from analysis import constraints, jobs, ownership, reach
 from analysis.near import MAX_DISTANCE_M, InputError, features_near
 from analysis.siting import run_siting
 from analysis.siting_outputs import FORMATS, render
@@ -257,3 +260,189 @@ class DefibrillatorSiting(BaseProcessor):
         except InputError as exc:
             raise InvalidInput(user_msg=str(exc)) from None
         return render(result, fmt, _bound["catalogue"].council)
+
+
+# --- site constraints, incident reach and ownership ----------------------------------------
+# Each is a function (engine, catalogue, who, inputs, progress) -> result with a check of
+# its inputs that the execution gate runs first, so that bad inputs are a 400 even for
+# asynchronous jobs, and a least role (the gate answers 403 below it).
+
+
+class Forbidden(ProcessorExecuteError):
+    http_status_code = HTTPStatus.FORBIDDEN
+    ogc_exception_code = "Forbidden"
+
+
+@dataclass(frozen=True)
+class Analysis:
+    run: Callable[..., dict[str, Any]]
+    check: Callable[[Engine, Catalogue, Principal, dict[str, Any]], None]
+    least_role: str
+
+
+GEOMETRY_INPUT = {
+    "title": "Location",
+    "description": "A GeoJSON geometry in CRS84 (lon/lat). Give this or address.",
+    "schema": {"type": "object", "contentMediaType": "application/geo+json"},
+    "minOccurs": 0,
+    "maxOccurs": 1,
+}
+ADDRESS_INPUT = {
+    "title": "Address or place",
+    "description": "Looked up in the gazetteer (as /api/search). Give this or geometry.",
+    "schema": {"type": "string", "maxLength": 100},
+    "minOccurs": 0,
+    "maxOccurs": 1,
+}
+RESULT_OUTPUT = {
+    "result": {
+        "title": "The site and one section of features per layer",
+        "schema": {"type": "object", "contentMediaType": "application/json"},
+    }
+}
+
+
+def _metadata(process_id: str, title: str, description: str, inputs: dict, example: dict,
+              keywords: list[str]) -> dict[str, Any]:  # fmt: skip
+    return {
+        "version": "1.0.0", "id": process_id, "title": title, "description": description,
+        "jobControlOptions": ["sync-execute", "async-execute"], "keywords": keywords,
+        "links": [], "inputs": inputs, "outputs": RESULT_OUTPUT, "example": {"inputs": example},
+    }  # fmt: skip
+
+
+SITE = {"type": "Polygon", "coordinates": [[[-2.1600, 53.4080], [-2.1560, 53.4080],
+        [-2.1560, 53.4100], [-2.1600, 53.4100], [-2.1600, 53.4080]]]}  # fmt: skip
+CONSTRAINTS_METADATA = _metadata(
+    "site-constraints",
+    "Site constraints report",
+    "Every constraint layer that touches a site (a polygon; a point stands for the land "
+    "parcel under it; or an address): flood zones, conservation areas, land parcels, "
+    "protected trees and listed buildings within their buffer, planning history; with the "
+    "area and share of the site each covers. For staff.",
+    {
+        "geometry": GEOMETRY_INPUT,
+        "address": ADDRESS_INPUT,
+        "buffer": {
+            "title": "Extra buffer (metres)",
+            "description": "Added to each layer's own buffer (default 0).",
+            "schema": {"type": "number", "minimum": 0, "maximum": constraints.MAX_EXTRA_BUFFER_M},
+            "minOccurs": 0,
+            "maxOccurs": 1,
+        },  # fmt: skip
+    },
+    {"geometry": SITE},
+    ["planning", "constraints", "site report"],
+)
+REACH_METADATA = _metadata(
+    "incident-reach",
+    "Incident reach",
+    "Counts and lists of the chosen layers' features within a distance of a point, line or "
+    "polygon (or an address), by straight line or along a walking or driving network, with "
+    "residents of area layers estimated by area share. For emergency planners and staff.",
+    {
+        "geometry": GEOMETRY_INPUT,
+        "address": ADDRESS_INPUT,
+        "layers": {
+            "title": "Layers",
+            "description": "Collection ids to count.",
+            "schema": {"type": "array", "items": {"type": "string"}, "minItems": 1},
+            "minOccurs": 1,
+            "maxOccurs": 1,
+        },
+        "distance": {
+            "title": "Distance (metres)",
+            "schema": {"type": "number", "minimum": 0, "maximum": reach.MAX_REACH_M},
+            "minOccurs": 1,
+            "maxOccurs": 1,
+        },
+        "mode": {
+            "title": "Distance by",
+            "description": f"straight (default), or walking or driving along a network "
+            f"(at most {reach.MAX_NETWORK_M} m).",
+            "schema": {"type": "string", "enum": list(reach.MODES)},
+            "minOccurs": 0,
+            "maxOccurs": 1,
+        },
+    },  # fmt: skip
+    {
+        "geometry": {"type": "Point", "coordinates": [-2.1575, 53.4084]},
+        "distance": 500,
+        "layers": ["defibrillators", "polling_stations", "lsoas"],
+    },  # fmt: skip
+    ["emergency planning", "civil contingency", "incident", "population"],
+)
+OWNERSHIP_METADATA = _metadata(
+    "ownership",
+    "Land ownership",
+    "Who owns what on a parcel (a point on it), a drawn area or an address: title numbers, "
+    "tenure and proprietor category (proprietor names for staff), and council-owned land "
+    "nearby. For staff.",
+    {
+        "geometry": GEOMETRY_INPUT,
+        "address": ADDRESS_INPUT,
+        "nearby": {
+            "title": "Council land within (metres)",
+            "schema": {"type": "number", "minimum": 0, "maximum": ownership.MAX_NEARBY_M},
+            "minOccurs": 0,
+            "maxOccurs": 1,
+        },  # fmt: skip
+    },
+    {"geometry": {"type": "Point", "coordinates": [-2.1575, 53.4084]}},
+    ["land", "ownership", "title"],
+)
+ANALYSES: dict[str, Analysis] = {
+    "site-constraints": Analysis(constraints.site_constraints, constraints.check, "staff"),
+    "incident-reach": Analysis(reach.incident_reach, reach.check, "emergency"),
+    "ownership": Analysis(ownership.ownership, ownership.check, "staff"),
+}
+
+
+def least_role(process_id: str) -> str | None:
+    """The least role that may run the process (None: anyone)."""
+    analysis = ANALYSES.get(process_id)
+    return analysis.least_role if analysis else LEAST_ROLE.get(process_id)
+
+
+def check_inputs(process_id: str, who: Principal, data: dict[str, Any]) -> None:
+    """Raises InputError for inputs the process would refuse (run by the execution gate)."""
+    if process_id in ANALYSES:
+        ANALYSES[process_id].check(_bound["engine"], _bound["catalogue"], who, data)
+
+
+class AnalysisProcessor(BaseProcessor):
+    process_id: str
+    METADATA: dict[str, Any]
+
+    def __init__(self, processor_def: dict) -> None:
+        super().__init__(processor_def, self.METADATA)
+        self.job_id: str | None = None
+
+    def set_job_id(self, job_id: str) -> None:
+        self.job_id = job_id
+
+    def execute(self, data: dict, outputs: dict | None = None) -> tuple[str, dict]:
+        who = caller(data)
+        analysis = ANALYSES[self.process_id]
+        if not who.has(analysis.least_role):
+            raise Forbidden(user_msg=f"{self.METADATA['title']} is for {analysis.least_role}")
+        engine = _bound["engine"]
+        try:
+            result = analysis.run(
+                engine, _bound["catalogue"], who, data, jobs.reporter(engine, self.job_id)
+            )
+        except InputError as exc:
+            raise InvalidInput(user_msg=str(exc)) from None
+        return "application/json", result
+
+
+class SiteConstraints(AnalysisProcessor):
+    process_id, METADATA = "site-constraints", CONSTRAINTS_METADATA
+
+
+class IncidentReach(AnalysisProcessor):
+    process_id, METADATA = "incident-reach", REACH_METADATA
+
+
+class Ownership(AnalysisProcessor):
+    process_id, METADATA = "ownership", OWNERSHIP_METADATA

@@ -62,7 +62,7 @@ def layer(layer_id: str, geometry: str, network: bool = False) -> Layer:
     return Layer.model_validate(
         {"id": layer_id, "title": layer_id, "theme": "Bench", "geometry": geometry,
          "fields": fields if geometry == "Point" else [], "attribution": "bench",
-         "access": "staff", "large": True, "network": "walk" if network else None}
+         "access": "staff", "large": True, "network": ["walking"] if network else []}
     )  # fmt: skip
 
 
@@ -109,7 +109,7 @@ def load_all(engine, catalogue: Catalogue, args) -> dict[str, Catalogue]:
     ensure_layer_tables(engine, list(layers.values()))
     for name, path in files.items():
         load_layer(engine, layers[name], path, reports_dir=CACHE_DIR, run_by="siting bench")
-    plain = {k: v.model_copy(update={"network": None}) for k, v in catalogue.layers.items()}
+    plain = {k: v.model_copy(update={"network": []}) for k, v in catalogue.layers.items()}
     with_network = dataclasses.replace(catalogue, layers={**plain, **layers})
     no_network = dataclasses.replace(
         catalogue, layers={**plain, **{k: v for k, v in layers.items() if k != "bench_paths"}}

@@ -75,6 +75,31 @@ class Derived(Strict):
     values: list[str | int | bool] = Field(min_length=1)
 
 
+class Constraint(Strict):
+    """How a layer counts in the site constraints report (analysis/constraints.py)."""
+
+    buffer_m: float = Field(
+        0, ge=0, le=1000, description="Features this near the site count too (0: touching)."
+    )
+    group_by: Identifier | None = Field(None, description="Report each value apart (flood zone).")
+
+
+class Population(Strict):
+    """Residents of a layer's areas, for estimates by area share (analysis/reach.py): a
+    field with each area's count, or, where no per-area counts are loaded, a total shared
+    equally between the areas (fair for areas drawn to hold similar numbers, like LSOAs)."""
+
+    field: Identifier | None = None
+    total: int | None = Field(None, ge=0)
+    source: str = Field(description="Where the figures come from, shown with every estimate.")
+
+    @model_validator(mode="after")
+    def _one(self) -> "Population":
+        if (self.field is None) == (self.total is None):
+            raise ValueError("population needs exactly one of field or total")
+        return self
+
+
 class Layer(Strict):
     id: Identifier
     title: str
@@ -107,13 +132,17 @@ class Layer(Strict):
     )
     derived_from: Derived | None = None
     gazetteer: Gazetteer | None = None
-    network: Literal["walk"] | None = Field(
-        None, description="A line layer noded at junctions: routed distances use it (pgRouting)."
-    )
     managed: bool = Field(
         False,
         description="Maintained by the service itself (a view of residents' reports), "
         "never loaded from a file.",
+    )
+    # Analyses (analysis/): a constraint of the site report, residents for estimates, and a
+    # line layer noded at junctions to route over (pgRouting) for siting and reach.
+    constraint: Constraint | None = None
+    population: Population | None = None
+    network: list[Literal["walking", "driving"]] = Field(
+        [], description="Travel modes this line layer is a routing network for."
     )
 
     @model_validator(mode="after")
@@ -133,6 +162,12 @@ class Layer(Strict):
             raise ValueError("a derived layer has no source of its own")
         if self.managed and (self.source or self.sample or self.refresh or self.derived_from):
             raise ValueError("a managed layer has no source, sample, refresh or derived_from")
+        named = [
+            self.constraint and self.constraint.group_by,
+            self.population and self.population.field,
+        ]
+        if any(name and name not in names for name in named):
+            raise ValueError("constraint group_by and population field must be fields")
         return self
 
     @property
@@ -194,6 +229,9 @@ class CouncilProfile(Strict):
         None, description="Polygons of the councils around, to name who is responsible there."
     )
     neighbour_name_field: Identifier | None = None
+    parcel_layer: Identifier | None = Field(
+        None, description="Land parcels: what an address or a picked point means to analyses."
+    )
     basemap_layers: list[Identifier] = Field(
         [], description="Layers the built-in base map is drawn from when no tiles are set."
     )

@@ -17,6 +17,9 @@ from layers.tables import LAYER_SCHEMA
 PROCESSORS = {
     "features-near-location": "analysis.processes.FeaturesNearLocation",
     "defibrillator-siting": "analysis.processes.DefibrillatorSiting",
+    "site-constraints": "analysis.processes.SiteConstraints",
+    "incident-reach": "analysis.processes.IncidentReach",
+    "ownership": "analysis.processes.Ownership",
 }
 CRS84 = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
 EPSG = "http://www.opengis.net/def/crs/EPSG/0/{}"

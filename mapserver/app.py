@@ -7,6 +7,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 
+from analysis import pages as analysis_pages
 from analysis import processes, siting_page
 from layers.pygeoapi_config import render_config
 from mapserver import (
@@ -101,6 +102,7 @@ def create_app(runtime: Runtime) -> FastAPI:
     app.include_router(reports_pages.router)
     app.include_router(reports_open311.router)
     app.include_router(reports_triage.router)
+    app.include_router(analysis_pages.router)
     # Before the pygeoapi mount, which would otherwise take every /ogc/… path.
     app.include_router(features.router)
     app.include_router(ogc_processes.router)

@@ -43,10 +43,12 @@ config_app = typer.Typer(no_args_is_help=True, help="The generated pygeoapi conf
 db_app = typer.Typer(no_args_is_help=True, help="The private PostgreSQL cluster.")
 keys_app = typer.Typer(no_args_is_help=True, help="API keys for machines (stored hashed).")
 users_app = typer.Typer(no_args_is_help=True, help="Staff accounts for people.")
+jobs_app = typer.Typer(no_args_is_help=True, help="Analysis jobs (OGC API Processes).")
 app.add_typer(config_app, name="config")
 app.add_typer(db_app, name="db")
 app.add_typer(keys_app, name="keys")
 app.add_typer(users_app, name="users")
+app.add_typer(jobs_app, name="jobs")
 
 
 def _say(message: str) -> None:
@@ -427,6 +429,20 @@ def users_create(
     finally:
         runtime.close()
     _say(f"User {user_id} ({email}, {role}) created.")
+
+
+@jobs_app.command("clean")
+def jobs_clean() -> None:
+    """Delete jobs older than MAPSERVER_JOBS_RETENTION_DAYS, with their results."""
+    from analysis.jobs import run_once
+
+    settings = get_settings()
+    runtime = runtime_.start(settings)
+    try:
+        deleted = run_once(runtime.engine, runtime.settings)
+    finally:
+        runtime.close()
+    _say(f"{deleted} job(s) older than {settings.jobs_retention_days} days deleted.")
 
 
 def main() -> None:

@@ -1,20 +1,27 @@
 """The gate in front of pygeoapi's OGC API – Processes.
 
 Execution requests get the caller's role as the ``access_role`` input (whatever the
-client sent there is replaced), so processes answer within the caller's access rights;
-the list of all jobs is for staff (a job's own URL stays a capability link for whoever
-started it).
+client sent there is replaced), so processes answer within the caller's access rights.
+The analyses' least roles and input checks run here first, so that a caller without the
+role gets 403 and bad inputs a 400 with the reason, even for an asynchronous job. Each
+job records who started it: a job and its results are for them and staff (anyone else
+gets 404), and the list of all jobs is for staff.
 """
 
 import json
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
+from starlette.concurrency import run_in_threadpool
+from starlette.types import Message, Receive, Scope, Send
 
-from analysis.processes import LEAST_ROLE, ROLE_INPUT
-from mapserver.access import principal
+from analysis.jobs import record_owner, visible_job
+from analysis.near import InputError
+from analysis.processes import ROLE_INPUT, check_inputs, least_role
+from mapserver.access import Principal, principal
 from mapserver.features import ToPygeoapi, ogc_error
 from mapserver.features_query import COMMON, OGCError, bad, unknown_parameters
+from mapserver.login import csrf_ok
 from mapserver.ogc import MOUNT
 from mapserver.ogc_params import allowed_parameters
 
@@ -22,12 +29,31 @@ MAX_BODY = 1 << 20
 router = APIRouter(include_in_schema=False)
 
 
+class OwnedExecution(ToPygeoapi):
+    """pygeoapi's execution, recording the caller as the owner of the job it creates before
+    the client learns the job's address."""
+
+    def __init__(self, request: Request, body: bytes, who: Principal) -> None:
+        super().__init__(request.app.state.pygeoapi, body)
+        self.engine = request.app.state.engine
+        self.who = who
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        async def recording(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                for name, value in message.get("headers", []):
+                    if name.lower() == b"location" and b"/jobs/" in value:
+                        job_id = value.decode("latin-1").rstrip("/").rsplit("/", 1)[-1]
+                        await run_in_threadpool(record_owner, self.engine, job_id, self.who)
+            await send(message)
+
+        await super().__call__(scope, receive, recording)
+
+
 @router.post(MOUNT + "/processes/{process_id}/execution")
 async def execute(request: Request, process_id: str) -> Response:
     body = await request.body()
-    least = LEAST_ROLE.get(process_id)
-    if least and not principal(request).has(least):
-        return ogc_error(OGCError(403, "Forbidden", f"The process {process_id} is for {least}."))
+    who = principal(request)
     try:
         unknown_parameters(request.query_params, COMMON)
         if len(body) > MAX_BODY:
@@ -38,11 +64,25 @@ async def execute(request: Request, process_id: str) -> Response:
             raise bad("the execution request is not valid JSON") from None
         if not isinstance(document, dict) or not isinstance(document.get("inputs", {}), dict):
             raise bad("the execution request must be a JSON object with an inputs object")
+        inputs = document.setdefault("inputs", {})
+        inputs.pop(ROLE_INPUT, None)
+        # A signed-in session's cookie is not enough: its page's CSRF token must come too.
+        token = request.headers.get("x-csrf-token", "")
+        if who.user_id is not None and not csrf_ok(request, token):
+            raise OGCError(403, "Forbidden", "A signed-in request needs the page's X-CSRF-Token.")
+        role = least_role(process_id)
+        if role and not who.has(role):
+            raise OGCError(
+                403, "Forbidden", f"This process is for {role}: sign in, or use an API key."
+            )
+        try:
+            await run_in_threadpool(check_inputs, process_id, who, inputs)
+        except InputError as exc:
+            raise bad(str(exc)) from None
     except OGCError as error:
         return ogc_error(error)
-    inputs = document.setdefault("inputs", {})
-    inputs[ROLE_INPUT] = principal(request).role or "public"
-    return ToPygeoapi(request.app.state.pygeoapi, json.dumps(document).encode())
+    inputs[ROLE_INPUT] = who.role or "public"
+    return OwnedExecution(request, json.dumps(document).encode(), who)
 
 
 @router.get(MOUNT + "/jobs")
@@ -53,4 +93,15 @@ async def jobs(request: Request) -> Response:
         unknown_parameters(request.query_params, allowed_parameters("/jobs") or COMMON)
     except OGCError as error:
         return ogc_error(error)
+    return ToPygeoapi(request.app.state.pygeoapi)
+
+
+@router.api_route(MOUNT + "/jobs/{job_id}", methods=["GET", "DELETE"])
+@router.get(MOUNT + "/jobs/{job_id}/results")
+async def job(request: Request, job_id: str) -> Response:
+    found = await run_in_threadpool(
+        visible_job, request.app.state.engine, job_id, principal(request)
+    )
+    if found is None:
+        return ogc_error(OGCError(404, "NoSuchJob", f"No job {job_id!r}."))
     return ToPygeoapi(request.app.state.pygeoapi)

@@ -13,7 +13,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pyproj import Transformer
 from sqlalchemy import text
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 
 from layers.catalogue import Catalogue
 from mapserver.access import principal
@@ -133,22 +133,35 @@ def search(
         layer.id for layer in request.app.state.catalogue.layers.values() if who.can_read(layer)
     ]
     if len(query) >= 2:
-        name = name_query(query)
         with request.app.state.engine.connect() as conn:
-            rows = conn.execute(
-                text(SEARCH),
-                {
-                    "layers": readable,
-                    "query": name,
-                    "contains": f"%{_like(name)}%",
-                    "starts": f"{_like(name)}%",
-                    "limit": limit,
-                    "lon": lon,
-                    "lat": lat,
-                },
-            ).mappings()
-            results += [dict(row) for row in rows]
+            results += places(conn, readable, query, limit, lon, lat)
     return JSONResponse({"query": query, "results": results[:limit]})
+
+
+def places(
+    conn: Connection,
+    layers: list[str],
+    query: str,
+    limit: int,
+    lon: float | None = None,
+    lat: float | None = None,
+) -> list[dict[str, Any]]:
+    """Gazetteer entries of these layers matching ``query``, best first; equal names
+    nearest (lon, lat) first when it is given."""
+    name = name_query(query)
+    rows = conn.execute(
+        text(SEARCH),
+        {
+            "layers": layers,
+            "query": name,
+            "contains": f"%{_like(name)}%",
+            "starts": f"{_like(name)}%",
+            "limit": limit,
+            "lon": lon,
+            "lat": lat,
+        },
+    ).mappings()
+    return [dict(row) for row in rows]
 
 
 def locate_point(engine: Engine, catalogue: Catalogue, lon: float, lat: float) -> dict[str, Any]:

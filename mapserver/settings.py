@@ -109,6 +109,11 @@ class Settings(BaseSettings):
         60, gt=0, le=3600, description="Solver time limit: then the best sites found and the gap."
     )
 
+    # Analyses (analysis/): how long jobs and their results are kept.
+    jobs_retention_days: int = Field(
+        30, ge=1, description="Days an analysis job and its results are kept."
+    )
+
     @property
     def catalogue_path(self) -> Path:
         return self.catalogue_dir or PROJECT_DIR / "layers" / self.council

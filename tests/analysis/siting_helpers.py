@@ -38,7 +38,7 @@ def line_layer(layer_id: str) -> Layer:
     return Layer.model_validate(
         {"id": layer_id, "title": layer_id, "theme": "Tests", "geometry": "LineString",
          "fields": [{"name": "name", "label": "Name"}], "attribution": "tests",
-         "access": "staff", "network": "walk"}
+         "access": "staff", "network": ["walking"]}
     )  # fmt: skip
 
 
@@ -70,7 +70,7 @@ def lines(segments: list[tuple[tuple[float, float], tuple[float, float]]]) -> li
 def with_layers(catalogue: Catalogue, *layers: Layer) -> Catalogue:
     """The catalogue plus test layers; a network layer replaces the catalogue's own."""
     existing = {
-        k: (v.model_copy(update={"network": None}) if any(x.network for x in layers) else v)
+        k: (v.model_copy(update={"network": []}) if any(x.network for x in layers) else v)
         for k, v in catalogue.layers.items()
     }
     return dataclasses.replace(catalogue, layers={**existing, **{x.id: x for x in layers}})
