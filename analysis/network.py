@@ -125,7 +125,8 @@ FROM (
 
 def network_layer(layers: list[Layer], loaded: set[str]) -> Layer | None:
     """The walking network the analyses use: the first loaded ``network: [walking]`` layer."""
-    return next((layer for layer in layers if "walking" in layer.network and layer.id in loaded), None)
+    walking = (layer for layer in layers if "walking" in layer.network and layer.id in loaded)
+    return next(walking, None)
 
 
 def _start_column(conn: Connection) -> str:
