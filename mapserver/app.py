@@ -24,7 +24,8 @@ from mapserver.access import Authentication, KeyStore
 from mapserver.errors import ServiceError
 from mapserver.ogc import mount_pygeoapi
 from mapserver.ogc_metadata import CollectionProvenance
-from mapserver.ratelimit import RateLimit
+from mapserver.ratelimit import RateLimit, counter_store
+from mapserver.replicas import ReadYourWrites
 from mapserver.runtime import Runtime
 
 NODE_MODULES = pages.FRONTEND_DIR / "node_modules"
@@ -56,7 +57,9 @@ def create_app(runtime: Runtime) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        runtime.databases.start()
         yield
+        runtime.databases.close()
         runtime.engine.dispose()
 
     config = runtime.settings.pygeoapi_config
@@ -79,6 +82,7 @@ def create_app(runtime: Runtime) -> FastAPI:
     )
     app.state.settings = runtime.settings
     app.state.engine = runtime.engine
+    app.state.databases = runtime.databases
     app.state.catalogue = runtime.catalogue
     app.include_router(pages.router)
     app.include_router(health.router)
@@ -103,6 +107,13 @@ def create_app(runtime: Runtime) -> FastAPI:
         settings=runtime.settings,
     )
     settings = runtime.settings
-    app.add_middleware(RateLimit, per_ip=settings.rate_limit_ip, per_key=settings.rate_limit_key)
+    secure = settings.base_url.startswith("https://")
+    app.add_middleware(ReadYourWrites, databases=runtime.databases, secure=secure)
+    app.add_middleware(
+        RateLimit,
+        store=counter_store(runtime.engine, settings),
+        per_ip=settings.rate_limit_ip,
+        per_key=settings.rate_limit_key,
+    )
     app.add_middleware(Authentication, keys=KeyStore(runtime.engine))  # outermost: runs first
     return app

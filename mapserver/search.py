@@ -12,6 +12,7 @@ from pyproj import Transformer
 from sqlalchemy import text
 
 from mapserver.access import principal
+from mapserver.replicas import read_engine
 
 router = APIRouter(tags=["search"])
 
@@ -98,7 +99,7 @@ def search(
         layer.id for layer in request.app.state.catalogue.layers.values() if who.can_read(layer)
     ]
     if len(query) >= 2:
-        with request.app.state.engine.connect() as conn:
+        with read_engine(request).connect() as conn:
             rows = conn.execute(
                 text(SEARCH),
                 {
@@ -125,7 +126,7 @@ def locate(
     # Compared in longitude/latitude: a point anywhere on Earth is valid here, and British
     # National Grid cannot represent them all.
     point = "ST_SetSRID(ST_MakePoint(:lon, :lat), 4326)"
-    with request.app.state.engine.connect() as conn:
+    with read_engine(request).connect() as conn:
         inside = conn.execute(
             text(
                 f'SELECT EXISTS (SELECT 1 FROM layers."{boundary.table_name}"'

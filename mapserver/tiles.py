@@ -49,6 +49,7 @@ from mapserver import tile_grids, tiles_sql
 from mapserver.access import Principal, principal
 from mapserver.features import JSON_TYPES
 from mapserver.ogc import MOUNT
+from mapserver.replicas import read_engine
 from mapserver.tile_grids import MATRIX_SETS, MatrixSet, tile_geometry
 
 log = logging.getLogger(__name__)
@@ -383,11 +384,15 @@ class LiveVersions:
         return self._versions.get(layer_id)
 
 
-def live_versions(request: Request) -> LiveVersions:
+def live_versions(request: Request, engine: Engine) -> LiveVersions:
+    """The versions as ``engine`` (the one rendering the tile) sees them, so an ETag never
+    names a version the tile does not show."""
     state = request.app.state
-    versions = getattr(state, "tile_versions", None)
+    if not hasattr(state, "tile_versions"):
+        state.tile_versions = {}
+    versions = state.tile_versions.get(engine)
     if versions is None:
-        versions = state.tile_versions = LiveVersions(state.engine)
+        versions = state.tile_versions[engine] = LiveVersions(engine)
     return versions
 
 
@@ -513,12 +518,13 @@ def vector_tile(
     negotiate(request, f, "mvt", MVT)
     who = principal(request)
     fields = who.fields(layer)
-    version = live_versions(request).get(layer.id)
+    engine = read_engine(request)
+    version = live_versions(request, engine).get(layer.id)
     headers = cache_headers(tile_etag(layer.id, version, tms.id, tile, fields), layer, who)
     if etag_matches(request.headers.get("if-none-match"), headers["ETag"]):
         return Response(status_code=304, headers=headers)
     started = time.perf_counter()
-    body = render_tile(request.app.state.engine, layer, fields, tms, tile)
+    body = render_tile(engine, layer, fields, tms, tile)
     headers["Server-Timing"] = f"tile;dur={(time.perf_counter() - started) * 1000:.1f}"
     if not body:
         return Response(status_code=204, headers=headers)
