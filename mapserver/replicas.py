@@ -57,7 +57,8 @@ REPLICA_STATE = (
 @dataclass
 class Replica:
     name: str  # the URL without its password: for logs and /readyz
-    engine: Engine
+    engine: Engine  # for requests
+    checker: Engine  # one connection of its own for the checks
     replay_lsn: int = -1
     usable: bool = False
     lag_s: float | None = None  # None: unknown (down)
@@ -112,7 +113,7 @@ class Databases:
 
     def _check_replica(self, replica: Replica, required: int, now: float) -> None:
         try:
-            with replica.engine.connect() as conn:
+            with replica.checker.connect() as conn:
                 in_recovery, replayed = conn.execute(text(REPLICA_STATE)).one()
         except DBAPIError as exc:
             self._set(replica, False, f"does not answer: {_reason(exc)}")
@@ -157,6 +158,7 @@ class Databases:
             self._thread.join(timeout=10)
         for replica in self.replicas:
             replica.engine.dispose()
+            replica.checker.dispose()
 
     @property
     def cookie_max_age(self) -> int:
@@ -171,9 +173,11 @@ def connect_replicas(primary: Engine, settings: Settings) -> Databases:
     from mapserver.database import make_engine
 
     replicas = []
+    one = settings.model_copy(update={"pool_size": 1, "max_overflow": 0})
     for url in settings.database_replica_urls:
         engine = make_engine(url, settings)
-        replica = Replica(make_url(url).render_as_string(hide_password=True), engine)
+        name = make_url(url).render_as_string(hide_password=True)
+        replica = Replica(name, engine, make_engine(url, one))
         event.listen(engine, "handle_error", _taken_out(replica))
         replicas.append(replica)
     return Databases(
