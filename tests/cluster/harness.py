@@ -95,8 +95,8 @@ class PgServer:
         """A streaming replica of ``primary``: -R writes standby.signal and primary_conninfo."""
         env = {**os.environ, "PGPASSWORD": primary.password}
         self._run(
-            str(self.bin / "pg_basebackup"), "-D", str(self.data), "-R", "-X", "stream", "-c", "fast",
-            "-h", "127.0.0.1", "-p", str(primary.port), "-U", USER, env=env,
+            str(self.bin / "pg_basebackup"), "-D", str(self.data), "-R", "-X", "stream",
+            "-c", "fast", "-h", "127.0.0.1", "-p", str(primary.port), "-U", USER, env=env,
         )  # fmt: skip
 
     def start(self) -> None:
