@@ -270,6 +270,7 @@ class Service:
         replica: bool = True,
         extra_env: dict[str, str] | None = None,
         log_all: bool = False,
+        read_from_replica: bool = True,
     ) -> None:
         self.folder = server_folder()
         self.state = Path(tempfile.mkdtemp(prefix="mapserver-service-"))
@@ -281,28 +282,35 @@ class Service:
             PgServer(self.folder, "replica", free_port(), password, log_all) if replica else None
         )
         try:
-            self._start(workers, extra_env or {})
+            self._start(workers, extra_env or {}, replica and read_from_replica)
         except BaseException:
             self.close()
             raise
 
-    def _start(self, workers: int, extra_env: dict[str, str]) -> None:
+    def _start(self, workers: int, extra_env: dict[str, str], use_replica: bool) -> None:
         self.primary.initdb()
         self.primary.start()
         self.primary.query("CREATE DATABASE mapserver", database="postgres")
         if self.replica:
             self.replica.basebackup_from(self.primary)
             self.replica.start()
-        env = {
+        self.env = {
             **os.environ,
             "DATABASE_URL": self.primary.url(),
             "MAPSERVER_RATE_LIMIT_IP": "1000000",
             **extra_env,
         }
-        if self.replica:
+        self.start_apps(workers, use_replica)
+
+    def start_apps(self, workers: int, use_replica: bool) -> None:
+        """(Re)start the app processes and nginx: ``workers`` of them, reading from the
+        replica or not. The first start migrates and loads the sample layers."""
+        self.stop_apps()
+        env = dict(self.env)
+        if use_replica:
+            assert self.replica, "this service has no replica"
             env["DATABASE_REPLICA_URLS"] = self.replica.url()
         ports = [free_port() for _ in range(workers)]
-        # The first one migrates and loads the sample layers; the others then just serve.
         first = AppProcess(ports[0], env, self.state / "app1", samples=True)
         self.apps.append(first)
         first.wait_ready()
@@ -310,7 +318,17 @@ class Service:
             self.apps.append(AppProcess(port, env, self.state / f"app{n}", samples=False))
         for app in self.apps:
             app.wait_ready()
-        self.nginx = Nginx(self.state / "nginx", [f"127.0.0.1:{p}" for p in ports])
+        self.nginx = Nginx(
+            self.state / f"nginx-{secrets.token_hex(3)}", [f"127.0.0.1:{p}" for p in ports]
+        )
+
+    def stop_apps(self) -> None:
+        if self.nginx:
+            self.nginx.stop()
+            self.nginx = None
+        for app in self.apps:
+            app.stop()
+        self.apps = []
 
     @property
     def url(self) -> str:
@@ -318,10 +336,7 @@ class Service:
         return self.nginx.url
 
     def close(self) -> None:
-        if self.nginx:
-            self.nginx.stop()
-        for app in self.apps:
-            app.stop()
+        self.stop_apps()
         for server in (self.replica, self.primary):
             if server:
                 try:
