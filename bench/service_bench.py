@@ -101,10 +101,11 @@ class Tally:
     databases: dict[str, int]
     cache: dict[str, int]
     seconds: float = 0.0
+    cpu: dict[str, float] | None = None  # CPU seconds each part used while counted
 
 
 async def load(
-    url: str, inputs: Inputs, seconds: float, concurrency: int, seed: int, warmup: float
+    service: Service, inputs: Inputs, seconds: float, concurrency: int, seed: int, warmup: float
 ) -> Tally:
     """``concurrency`` clients for ``warmup`` (not counted: pools fill, PROJ sets up) and
     then ``seconds``."""
@@ -116,7 +117,7 @@ async def load(
     async def client(n: int) -> None:
         rnd = random.Random(seed * 1000 + n)
         limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
-        async with httpx.AsyncClient(base_url=url, timeout=30, limits=limits) as http:
+        async with httpx.AsyncClient(base_url=service.url, timeout=30, limits=limits) as http:
             while time.monotonic() < deadline:
                 route = rnd.choices(ROUTES, weights)[0]
                 path = route.make(rnd, inputs)
@@ -142,7 +143,14 @@ async def load(
                 if route.name == "tiles":
                     tally.cache[response.headers.get("x-cache-status", "none")] += 1
 
-    await asyncio.gather(*(client(n) for n in range(concurrency)))
+    async def measure_cpu() -> None:
+        await asyncio.sleep(warmup)
+        before = service.cpu()
+        await asyncio.sleep(seconds)
+        after = service.cpu()
+        tally.cpu = {part: after[part] - before[part] for part in after}
+
+    await asyncio.gather(measure_cpu(), *(client(n) for n in range(concurrency)))
     tally.seconds = time.monotonic() - counting_from
     return tally
 
@@ -185,6 +193,15 @@ def report(name: str, tally: Tally) -> float:
     tiles = sum(tally.cache.values())
     if tiles:
         print(f"tiles from nginx's cache: {tally.cache.get('HIT', 0) / tiles:.0%} of {tiles}")
+    if tally.cpu and total:
+        # CPU per request does not depend on what else runs on the machine: the sizing figure.
+        per_request = {part: used / total * 1000 for part, used in tally.cpu.items()}
+        whole = sum(per_request.values())
+        print(
+            "CPU ms per request: "
+            + ", ".join(f"{part} {ms:.1f}" for part, ms in per_request.items())
+            + f"; all {whole:.1f} -> {1000 / whole:.0f} req/s per core of this machine"
+        )
     return throughput
 
 
@@ -220,7 +237,7 @@ def main() -> int:
             if n:
                 service.start_apps(workers, use_replica=replica)
             tally = asyncio.run(
-                load(service.url, inputs, args.seconds, args.concurrency, n, args.warmup)
+                load(service, inputs, args.seconds, args.concurrency, n, args.warmup)
             )
             results.append((name, report(name, tally)))
     finally:

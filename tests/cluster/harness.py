@@ -50,6 +50,31 @@ def wait_for(check, timeout: float, what: str) -> None:  # noqa: ANN001
         time.sleep(0.1)
 
 
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) of a process, its live children and the children it has
+    reaped, from /proc: the cost of a server however many processes it forks."""
+    tick = os.sysconf("SC_CLK_TCK")
+
+    def fields(p: int) -> list[str]:
+        raw = Path(f"/proc/{p}/stat").read_text()
+        return raw[raw.rindex(")") + 2 :].split()  # after "pid (comm) "
+
+    try:
+        own = fields(pid)
+    except (FileNotFoundError, ProcessLookupError):
+        return 0.0
+    total = sum(int(v) for v in own[11:15])  # utime stime cutime cstime
+    for child in Path("/proc").iterdir():
+        if child.name.isdigit():
+            try:
+                stat = fields(int(child.name))
+            except (FileNotFoundError, ProcessLookupError, ValueError):
+                continue
+            if int(stat[1]) == pid:  # ppid
+                total += int(stat[11]) + int(stat[12])
+    return total / tick
+
+
 def server_folder() -> Path:
     """A new folder the PostgreSQL server user owns (the postgres home as root)."""
     if RUN_AS is None:
@@ -117,6 +142,10 @@ class PgServer:
             self._run(
                 str(self.bin / "pg_ctl"), "stop", "-w", "-m", "immediate", "-D", str(self.data)
             )
+
+    @property
+    def pid(self) -> int:
+        return int((self.data / "postmaster.pid").read_text().split()[0])
 
     def logged(self, text: str) -> bool:
         return text in (self.data / "server.log").read_text(errors="replace")
@@ -334,6 +363,16 @@ class Service:
     def url(self) -> str:
         assert self.nginx
         return self.nginx.url
+
+    def cpu(self) -> dict[str, float]:
+        """CPU seconds used so far by each part: app processes, databases, nginx."""
+        used = {"app": sum(cpu_seconds(app.process.pid) for app in self.apps)}
+        used["primary"] = cpu_seconds(self.primary.pid)
+        if self.replica:
+            used["replica"] = cpu_seconds(self.replica.pid)
+        if self.nginx:
+            used["nginx"] = cpu_seconds(self.nginx.process.pid)
+        return used
 
     def close(self) -> None:
         self.stop_apps()
