@@ -4,7 +4,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 VENV := .venv/bin
 
-.PHONY: run test lint config bench clean
+.PHONY: run test test-cluster lint config bench clean
 
 run:
 	@scripts/bootstrap.sh system run
@@ -19,6 +19,13 @@ test:
 	$(VENV)/ruff check .
 	$(VENV)/ruff format --check .
 	$(VENV)/pytest $(PYTEST_ARGS)
+
+# A PostgreSQL primary + streaming replica, two app processes and nginx (about a minute).
+test-cluster:
+	@scripts/bootstrap.sh system test
+	@scripts/bootstrap.sh venv test
+	@scripts/bootstrap.sh npm
+	$(VENV)/pytest -m cluster tests/cluster $(PYTEST_ARGS)
 
 lint:
 	$(VENV)/ruff check .

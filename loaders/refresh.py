@@ -5,6 +5,7 @@ schedule; a layer named explicitly is checked now. A URL is asked conditionally
 (ETag / Last-Modified), then compared by sha256 like a local file.
 """
 
+import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -12,13 +13,16 @@ from pathlib import Path
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
-from layers.catalogue import Catalogue
+from layers.catalogue import Catalogue, load_catalogue
 from layers.model import Layer
 from loaders import sql
 from loaders.pipeline import LoadResult, default_run_by, load_layer
 from loaders.samples import source_location
 from loaders.sources import open_source
 from mapserver.errors import ServiceError
+from mapserver.settings import Settings
+
+log = logging.getLogger("loaders.refresh")
 
 INTERVALS = {"hourly": timedelta(hours=1), "daily": timedelta(days=1), "weekly": timedelta(days=7)}
 
@@ -64,6 +68,19 @@ def refresh(
     for layer in layers:
         outcomes.append(_refresh_one(engine, catalogue, layer, reports_dir, now, bool(layer_ids)))
     return outcomes
+
+
+def run_once(engine: Engine, settings: Settings) -> int:
+    """Worker task: refresh the layers that are due; the number reloaded. A layer whose
+    check failed is logged (and recorded in app.source_checks); the others go on."""
+    outcomes = refresh(
+        engine, load_catalogue(settings.catalogue_path), None,
+        reports_dir=settings.state_dir / "loads",
+    )  # fmt: skip
+    for outcome in outcomes:
+        if outcome.state == "failed":
+            log.warning("refresh of %s failed: %s", outcome.layer, outcome.detail)
+    return sum(outcome.state == "loaded" for outcome in outcomes)
 
 
 def _refresh_one(

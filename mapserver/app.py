@@ -25,7 +25,8 @@ from mapserver.access import Authentication, KeyStore
 from mapserver.errors import ServiceError
 from mapserver.ogc import mount_pygeoapi
 from mapserver.ogc_metadata import CollectionProvenance
-from mapserver.ratelimit import RateLimit
+from mapserver.ratelimit import RateLimit, counter_store
+from mapserver.replicas import ReadYourWrites
 from mapserver.runtime import Runtime
 from mapserver.server_errors import ServerErrors
 from mapserver.tile_cache import TileCache
@@ -65,7 +66,9 @@ def create_app(runtime: Runtime) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        runtime.databases.start()
         yield
+        runtime.databases.close()
         runtime.engine.dispose()
 
     config = runtime.settings.pygeoapi_config
@@ -88,6 +91,7 @@ def create_app(runtime: Runtime) -> FastAPI:
     )
     app.state.settings = runtime.settings
     app.state.engine = runtime.engine
+    app.state.databases = runtime.databases
     app.state.catalogue = runtime.catalogue
     app.state.tile_cache = TileCache(runtime.settings.tile_cache_mb << 20)
     app.include_router(pages.router)
@@ -120,7 +124,14 @@ def create_app(runtime: Runtime) -> FastAPI:
         settings=runtime.settings,
     )
     settings = runtime.settings
-    app.add_middleware(RateLimit, per_ip=settings.rate_limit_ip, per_key=settings.rate_limit_key)
+    secure = settings.base_url.startswith("https://")
+    app.add_middleware(ReadYourWrites, databases=runtime.databases, secure=secure)
+    app.add_middleware(
+        RateLimit,
+        store=counter_store(runtime.engine, settings),
+        per_ip=settings.rate_limit_ip,
+        per_key=settings.rate_limit_key,
+    )
     app.state.keys = KeyStore(runtime.engine)
     app.add_middleware(Authentication, keys=app.state.keys)
     app.add_middleware(ServerErrors)  # outermost: a clean 500 for whatever raises inside

@@ -10,6 +10,7 @@ import signal
 import socket
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated
 
@@ -29,7 +30,7 @@ from loaders.pipeline import (
 from loaders.samples import load_missing_samples, source_path
 from mapserver import runtime as runtime_
 from mapserver.cluster import PrivateCluster
-from mapserver.database import private_cluster
+from mapserver.database import private_cluster, try_lock
 from mapserver.errors import ServiceError
 from mapserver.settings import Settings, get_settings
 
@@ -100,16 +101,21 @@ def run(
     check_port_free(settings.host, settings.port)
     runtime = runtime_.start(settings)
     try:
-        if samples and settings.load_samples:
-            load_missing_samples(
-                runtime.engine, runtime.catalogue, settings.state_dir / "loads", _report
-            )
+        # With several app processes starting at once, one loads the samples.
+        with try_lock(runtime.engine, "samples") as mine:
+            if mine and samples and settings.load_samples:
+                load_missing_samples(
+                    runtime.engine, runtime.catalogue, settings.state_dir / "loads", _report
+                )
         service = create_app(runtime)
         # uvicorn re-raises SIGTERM once it has shut down; make that an exit that runs the
         # `finally` below (stopping the private cluster) instead of killing the process.
         signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
         _say(f"Serving {runtime.catalogue.council.short_name} at {settings.base_url}/")
-        uvicorn.run(service, host=settings.host, port=settings.port, log_level="info")
+        uvicorn.run(
+            service, host=settings.host, port=settings.port, log_level="info",
+            proxy_headers=True, forwarded_allow_ips=settings.forwarded_allow_ips,
+        )  # fmt: skip
     finally:
         runtime.close()
 
@@ -253,10 +259,15 @@ def refresh(
 
     runtime = runtime_.start(get_settings())
     try:
-        outcomes = refresh_layers(
-            runtime.engine, runtime.catalogue, layer_ids,
-            reports_dir=runtime.settings.state_dir / "loads",
-        )  # fmt: skip
+        # The worker's refresh task takes the same lock: never two refreshes at once.
+        with try_lock(runtime.engine, "task:layer-refresh") as mine:
+            if not mine:
+                _say("Another refresh is running (the worker?); nothing done.")
+                return
+            outcomes = refresh_layers(
+                runtime.engine, runtime.catalogue, layer_ids,
+                reports_dir=runtime.settings.state_dir / "loads",
+            )  # fmt: skip
     finally:
         runtime.close()
     for outcome in outcomes:
@@ -264,6 +275,44 @@ def refresh(
             _say(f"{outcome.layer}: {outcome.state} {outcome.detail}".rstrip())
     if any(o.state == "failed" for o in outcomes):
         raise typer.Exit(1)
+
+
+@app.command()
+def worker(
+    once: Annotated[
+        bool, typer.Option("--once", help="Run the due tasks once, then exit.")
+    ] = False,
+    task: Annotated[
+        list[str] | None, typer.Option(help="Only this task (repeatable); with --once: now.")
+    ] = None,
+) -> None:
+    """Run the periodic tasks (layer refresh, and those other packages register) until
+    SIGTERM. Safe to run on several hosts at once."""
+    import logging
+
+    from mapserver.worker import TASKS, run_due, run_forever, stop_on_signals
+
+    known = {t.name: t for t in TASKS}
+    unknown = [name for name in task or [] if name not in known]
+    if unknown:
+        raise typer.BadParameter(f"choose from {', '.join(known)}", param_hint="--task")
+    tasks = [known[name] for name in task] if task else list(TASKS)
+    if not logging.getLogger().handlers:
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    runtime = runtime_.start(get_settings())
+    try:
+        if once:
+            if task:  # named: due now
+                tasks = [replace(t, every_s=0) for t in tasks]
+            done = run_due(runtime.engine, runtime.settings, tasks)
+            for name, items in done.items():
+                _say(f"{name}: {'failed' if items is None else f'{items} handled'}")
+            if any(items is None for items in done.values()):
+                raise typer.Exit(1)
+        else:
+            run_forever(runtime.engine, runtime.settings, tasks, stop_on_signals())
+    finally:
+        runtime.close()
 
 
 @app.command()

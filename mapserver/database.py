@@ -4,7 +4,10 @@ PostGIS pays 35-90 ms of PROJ set-up on the first transform in each new connecti
 so connections are pooled and kept (recycled every ``pool_recycle`` seconds).
 """
 
+import hashlib
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from sqlalchemy import create_engine, text
@@ -103,6 +106,8 @@ def migrate(engine: Engine) -> None:
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
     try:
         with engine.begin() as conn:
+            # Several app processes or hosts may start at once: one migrates, the others wait.
+            conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": lock_key("migrate")})
             config.attributes["connection"] = conn
             command.upgrade(config, "head")
     except DBAPIError as exc:
@@ -112,6 +117,28 @@ def migrate(engine: Engine) -> None:
             hint="The database needs the PostGIS and pgRouting extensions, and a user who "
             "may create schemas (CREATE EXTENSION postgis, pgrouting as a superuser).",
         ) from None
+
+
+def lock_key(name: str) -> int:
+    """A stable 64-bit PostgreSQL advisory lock key for a name."""
+    return int.from_bytes(hashlib.sha256(f"mapserver:{name}".encode()).digest()[:8], signed=True)
+
+
+@contextmanager
+def try_lock(engine: Engine, name: str) -> Iterator[bool]:
+    """Hold the advisory lock ``name`` on the primary while the block runs, if no other
+    session holds it (yields False then). A process that dies releases it with its
+    connection."""
+    with engine.connect() as conn:
+        key = lock_key(name)
+        got = conn.execute(text("SELECT pg_try_advisory_lock(:key)"), {"key": key}).scalar_one()
+        conn.commit()
+        try:
+            yield got
+        finally:
+            if got:
+                conn.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": key})
+                conn.commit()
 
 
 def server_versions(engine: Engine) -> dict[str, str]:

@@ -21,6 +21,7 @@ from mapserver.cql import FilterError
 from mapserver.features import failure, readable
 from mapserver.features_query import OGCError, bad, items_query
 from mapserver.features_sql import conditions, table_of
+from mapserver.replicas import read_engine
 
 router = APIRouter(tags=["export"])
 MAX_EXPORT = 100_000
@@ -61,7 +62,7 @@ def export(request: Request, layer_id: str) -> Response:
             .order_by(table.c[layer.id_field])
             .limit(MAX_EXPORT)
         )
-        with request.app.state.engine.connect() as conn:
+        with read_engine(request).connect() as conn:
             rows = conn.execute(statement).all()
     except (OGCError, FilterError, DBAPIError) as exc:
         return failure(exc)

@@ -39,6 +39,7 @@ from mapserver.features_query import (
 )
 from mapserver.features_sql import count_statement, item_statement, items_statement, table_of
 from mapserver.ogc import MOUNT
+from mapserver.replicas import read_engine
 
 GEOJSON = "application/geo+json"
 FEATURE_ID = re.compile(r"-?[0-9]{1,18}")  # ASCII digits only: str.isdigit() takes "¹"
@@ -200,7 +201,7 @@ def _items(request: Request, collection_id: str, params: QueryParams) -> Respons
                 raise bad(f"f={query.format} is offered for public collections only; use f=json")
             return ToPygeoapi(request.app.state.pygeoapi)
         table = table_of(layer)
-        with request.app.state.engine.connect() as conn:
+        with read_engine(request).connect() as conn:
             rows: list[str] = []
             if not query.hits_only:
                 rows = list(conn.execute(items_statement(table, layer, query, visible)).scalars())
@@ -276,7 +277,7 @@ def item(request: Request, collection_id: str, feature_id: str) -> Response:
             names if names is not None else [f.name for f in visible],
             crs, boolean(params, "skipGeometry"),
         )  # fmt: skip
-        with request.app.state.engine.connect() as conn:
+        with read_engine(request).connect() as conn:
             feature = conn.execute(statement).scalar()
         if feature is None:
             raise OGCError(404, "NotFound", f"Feature {feature_id!r} not found")

@@ -54,7 +54,10 @@ def _write_openapi(config: Path, target: Path, catalogue: Catalogue) -> None:
             if hidden and path.startswith(f"/collections/{layer.id}/"):
                 _drop_from_enums(operations, hidden)
     target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(yaml.safe_dump(document, sort_keys=False))
+    # App processes sharing a state folder start together: none may read a half-written file.
+    partial = target.with_name(f".{target.name}.{os.getpid()}")
+    partial.write_text(yaml.safe_dump(document, sort_keys=False))
+    partial.replace(target)
 
 
 def _drop_from_enums(node: object, hidden: set[str]) -> None:

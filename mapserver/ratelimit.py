@@ -1,38 +1,99 @@
 """Per-key and per-IP request limits: a fixed one-minute window each, answered with 429
 and ``Retry-After`` when spent. Static files and map tiles are not counted.
 
-Counters live in this process, so N workers allow up to N times the limit; a shared store
-comes with scaling out.
+The counters are shared by every app process: in PostgreSQL (an unlogged table on the
+primary, one upsert per counted request) or in Redis when ``redis_url`` is set (one
+INCR). If the store does not answer, requests are let through and a warning logged:
+a limit must not turn a store outage into a service outage.
 """
 
+import logging
 import math
 import time
-from collections import defaultdict
+from typing import Protocol
 
+from sqlalchemy import text
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DBAPIError
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import HTTPConnection
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from mapserver.access import principal, send_json
+from mapserver.settings import Settings
 
-WINDOW_S = 60.0
+log = logging.getLogger("mapserver.ratelimit")
+
+WINDOW_S = 60
 UNCOUNTED = ("/static/", "/vendor/", "/assets/", "/healthz")
+HIT = """
+INSERT INTO app.rate_counters (who, window_start, hits) VALUES (:who, :window, 1)
+ON CONFLICT (who, window_start) DO UPDATE SET hits = rate_counters.hits + 1
+RETURNING hits
+"""
+FORGET = "DELETE FROM app.rate_counters WHERE window_start < :window"
+
+
+class CounterStore(Protocol):
+    errors: tuple[type[Exception], ...]  # what the store raises when it does not answer
+
+    def hit(self, who: str, window: int) -> int:
+        """Count one request of ``who`` in ``window``; the count so far, this one included."""
+        ...
+
+
+class PostgresCounters:
+    errors = (DBAPIError,)
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def hit(self, who: str, window: int) -> int:
+        with self.engine.begin() as conn:
+            return conn.execute(text(HIT), {"who": who, "window": window}).scalar_one()
+
+
+class RedisCounters:
+    def __init__(self, url: str) -> None:
+        import redis  # only when configured
+
+        self.client = redis.Redis.from_url(url, socket_timeout=1, socket_connect_timeout=1)
+        self.errors = (redis.RedisError,)
+
+    def hit(self, who: str, window: int) -> int:
+        key = f"mapserver:rate:{who}:{window}"
+        hits, _ = self.client.pipeline().incr(key).expire(key, 2 * WINDOW_S).execute()
+        return hits
+
+
+def counter_store(engine: Engine, settings: Settings) -> CounterStore:
+    return RedisCounters(settings.redis_url) if settings.redis_url else PostgresCounters(engine)
+
+
+def run_once(engine: Engine, settings: Settings) -> int:
+    """Worker task: forget PostgreSQL counters of past windows (Redis keys expire)."""
+    current = int(time.time()) // WINDOW_S * WINDOW_S
+    with engine.begin() as conn:
+        return conn.execute(text(FORGET), {"window": current}).rowcount
 
 
 class RateLimit:
-    def __init__(self, app: ASGIApp, per_ip: int, per_key: int) -> None:
+    def __init__(self, app: ASGIApp, store: CounterStore, per_ip: int, per_key: int) -> None:
         self.app = app
+        self.store = store
         self.limits = {"ip": per_ip, "key": per_key}
-        self.window_start = time.monotonic()
-        self.counts: dict[str, int] = defaultdict(int)
 
     def _spend(self, who: str, limit: int) -> float | None:
         """None when allowed, else the seconds until the window resets."""
-        now = time.monotonic()
-        if now - self.window_start >= WINDOW_S:
-            self.window_start, self.counts = now, defaultdict(int)
-        self.counts[who] += 1
-        if self.counts[who] > limit:
-            return WINDOW_S - (now - self.window_start)
+        now = time.time()
+        window = int(now) // WINDOW_S * WINDOW_S
+        try:
+            hits = self.store.hit(who, window)
+        except self.store.errors as exc:
+            log.warning("rate-limit store unavailable, request allowed: %s", exc)
+            return None
+        if hits > limit:
+            return window + WINDOW_S - now
         return None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -49,7 +110,7 @@ class RateLimit:
         else:
             client = scope.get("client") or ("unknown", 0)
             who, limit = f"ip:{client[0]}", self.limits["ip"]
-        wait = self._spend(who, limit)
+        wait = await run_in_threadpool(self._spend, who, limit)
         if wait is None:
             await self.app(scope, receive, send)
             return

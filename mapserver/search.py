@@ -17,6 +17,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from layers.catalogue import Catalogue
 from mapserver.access import principal
+from mapserver.replicas import read_engine
 
 router = APIRouter(tags=["search"])
 
@@ -133,7 +134,7 @@ def search(
         layer.id for layer in request.app.state.catalogue.layers.values() if who.can_read(layer)
     ]
     if len(query) >= 2:
-        with request.app.state.engine.connect() as conn:
+        with read_engine(request).connect() as conn:
             results += places(conn, readable, query, limit, lon, lat)
     return JSONResponse({"query": query, "results": results[:limit]})
 
@@ -207,4 +208,4 @@ def locate(
     lat: float = Query(..., ge=-90, le=90),
 ) -> JSONResponse:
     state = request.app.state
-    return JSONResponse(locate_point(state.engine, state.catalogue, lon, lat))
+    return JSONResponse(locate_point(read_engine(request), state.catalogue, lon, lat))

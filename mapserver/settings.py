@@ -7,9 +7,10 @@ With no database URL the service runs its own private PostgreSQL cluster under
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Annotated
 
-from pydantic import AliasChoices, Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import AliasChoices, Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 
@@ -113,6 +114,31 @@ class Settings(BaseSettings):
     jobs_retention_days: int = Field(
         30, ge=1, description="Days an analysis job and its results are kept."
     )
+    # Scaling out: read replicas, shared rate-limit counters, the proxy in front.
+    database_replica_urls: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        validation_alias=AliasChoices("DATABASE_REPLICA_URLS", "MAPSERVER_DATABASE_REPLICA_URLS"),
+        description="Streaming replicas that serve reads, comma-separated URLs.",
+    )
+    replica_max_lag_s: float = Field(
+        5, gt=0, description="A replica further behind the primary than this is skipped."
+    )
+    replica_check_s: float = Field(1, gt=0, description="How often each replica is checked.")
+    redis_url: str | None = Field(
+        None, description="Redis URL for rate-limit counters. Unset: PostgreSQL keeps them."
+    )
+    forwarded_allow_ips: str = Field(
+        "127.0.0.1",
+        description="Proxies whose X-Forwarded-For/-Proto are trusted (comma-separated, or *).",
+    )
+    worker_tick_s: float = Field(5, gt=0, description="How often the worker looks for due tasks.")
+
+    @field_validator("database_replica_urls", mode="before")
+    @classmethod
+    def _split_urls(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [url.strip() for url in value.replace("\n", ",").split(",") if url.strip()]
+        return value
 
     @property
     def catalogue_path(self) -> Path:

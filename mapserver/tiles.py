@@ -62,6 +62,7 @@ from mapserver.features import JSON_TYPES
 from mapserver.features_query import COMMON
 from mapserver.features_sql import table_of
 from mapserver.ogc import MOUNT
+from mapserver.replicas import read_engine
 from mapserver.tile_cache import TileCache, TileKey
 from mapserver.tile_grids import MATRIX_SETS, MatrixSet, tile_geometry
 
@@ -461,11 +462,15 @@ class LiveVersions:
         return self._versions.get(layer_id)
 
 
-def live_versions(request: Request) -> LiveVersions:
+def live_versions(request: Request, engine: Engine) -> LiveVersions:
+    """The versions as ``engine`` (the one rendering the tile) sees them, so an ETag never
+    names a version the tile does not show."""
     state = request.app.state
-    versions = getattr(state, "tile_versions", None)
+    if not hasattr(state, "tile_versions"):
+        state.tile_versions = {}
+    versions = state.tile_versions.get(engine)
     if versions is None:
-        versions = state.tile_versions = LiveVersions(state.engine, state.tile_cache)
+        versions = state.tile_versions[engine] = LiveVersions(engine, state.tile_cache)
     return versions
 
 
@@ -602,7 +607,8 @@ async def vector_tile(
     who = principal(request)
     fields = who.fields(layer)
     where = tile_filter(filter, filter_lang, layer, fields)
-    versions = live_versions(request)
+    engine = read_engine(request)
+    versions = live_versions(request, engine)
     await versions.fresh()
     key = tile_key(layer, versions.get(layer.id), fields, tms, tile, where)
     cache: TileCache = request.app.state.tile_cache
@@ -619,7 +625,6 @@ async def vector_tile(
     body = cache.get(key) if cached else None
     outcome = "hit" if body is not None else "miss"
     if body is None:
-        engine = request.app.state.engine
 
         async def render() -> tuple[int | None, bytes]:
             return await run_in_threadpool(render_tile, engine, layer, fields, tms, tile, where)

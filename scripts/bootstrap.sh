@@ -60,6 +60,10 @@ missing_system_packages() {
     command -v ogr2ogr >/dev/null 2>&1 || missing+=("gdal-bin")
     if [ "$purpose" = test ]; then
         [ -x /usr/bin/chromium ] || missing+=("chromium")
+        # The nginx config check and the cluster test; a real Redis for the rate limits.
+        command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || missing+=("nginx-light")
+        command -v redis-server >/dev/null 2>&1 || missing+=("redis-server")
+        command -v openssl >/dev/null 2>&1 || missing+=("openssl")
     fi
     echo "${missing[@]:-}"
 }

@@ -8,10 +8,12 @@ from mapserver.settings import PROJECT_DIR, Settings
 
 
 def env_names() -> set[str]:
-    return {
-        "DATABASE_URL" if name == "database_url" else f"MAPSERVER_{name.upper()}"
-        for name in Settings.model_fields
-    }
+    """Each setting's documented variable: its first alias (DATABASE_URL…), else prefixed."""
+    names = set()
+    for name, field in Settings.model_fields.items():
+        aliases = getattr(field.validation_alias, "choices", None)
+        names.add(aliases[0] if aliases else f"MAPSERVER_{name.upper()}")
+    return names
 
 
 def test_every_setting_is_in_the_readme_table():
@@ -22,7 +24,15 @@ def test_every_setting_is_in_the_readme_table():
 
 def test_compose_sets_only_known_settings():
     compose = yaml.safe_load((PROJECT_DIR / "docker-compose.yml").read_text())
-    assert set(compose["services"]["app"]["environment"]) <= env_names()
+    for service in ("app", "worker"):
+        assert set(compose["services"][service]["environment"]) <= env_names()
+
+
+def test_replica_urls_are_comma_separated(monkeypatch):
+    monkeypatch.setenv("DATABASE_REPLICA_URLS", "postgresql://a@r1/x, postgresql://a@r2/x")
+    assert Settings().database_replica_urls == ["postgresql://a@r1/x", "postgresql://a@r2/x"]
+    monkeypatch.setenv("DATABASE_REPLICA_URLS", "")
+    assert Settings().database_replica_urls == []
 
 
 def test_dockerfile_uses_the_makefile_bootstrap():
