@@ -15,17 +15,24 @@ from mapserver import (
     health,
     layer_info,
     login,
+    metrics,
     ogc_processes,
     pages,
     search,
+    status,
     tiles,
 )
 from mapserver.access import Authentication, KeyStore
+from mapserver.csrf import CsrfGuard
+from mapserver.database import migration_heads
 from mapserver.errors import ServiceError
+from mapserver.observe import RequestObserver
 from mapserver.ogc import mount_pygeoapi
 from mapserver.ogc_metadata import CollectionProvenance
 from mapserver.ratelimit import RateLimit
+from mapserver.request_id import comment_sql
 from mapserver.runtime import Runtime
+from mapserver.security import SecurityHeaders
 
 NODE_MODULES = pages.FRONTEND_DIR / "node_modules"
 # URL prefix -> folder inside an npm package: served as they are, never from a CDN.
@@ -80,8 +87,11 @@ def create_app(runtime: Runtime) -> FastAPI:
     app.state.settings = runtime.settings
     app.state.engine = runtime.engine
     app.state.catalogue = runtime.catalogue
+    app.state.migration_heads = migration_heads()
     app.include_router(pages.router)
     app.include_router(health.router)
+    app.include_router(metrics.router)
+    app.include_router(status.router)
     app.include_router(layer_info.router)
     app.include_router(login.router)
     app.include_router(search.router)
@@ -104,5 +114,9 @@ def create_app(runtime: Runtime) -> FastAPI:
     )
     settings = runtime.settings
     app.add_middleware(RateLimit, per_ip=settings.rate_limit_ip, per_key=settings.rate_limit_key)
-    app.add_middleware(Authentication, keys=KeyStore(runtime.engine))  # outermost: runs first
+    app.add_middleware(CsrfGuard, settings=settings)  # needs the session Authentication finds
+    app.add_middleware(Authentication, keys=KeyStore(runtime.engine))
+    app.add_middleware(SecurityHeaders, settings=settings)
+    app.add_middleware(RequestObserver)  # outermost: runs first, sees every answer
+    comment_sql()
     return app

@@ -6,10 +6,12 @@ With no database URL the service runs its own private PostgreSQL cluster under
 """
 
 from functools import lru_cache
+from ipaddress import IPv4Network, IPv6Network, ip_network
 from pathlib import Path
+from typing import Annotated, Literal
 
-from pydantic import AliasChoices, Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import AliasChoices, Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 
@@ -68,9 +70,35 @@ class Settings(BaseSettings):
     max_overflow: int = Field(10, ge=0, description="Extra connections under load.")
     pool_recycle: int = Field(1800, ge=-1, description="Seconds before a connection is renewed.")
 
+    # Observing and hardening: logs, metrics, backups.
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        "INFO", description="Least severity written to the log."
+    )
+    log_format: Literal["json", "text"] = Field(
+        "json", description="json: one JSON object a line (for log shippers); text: for people."
+    )
+    metrics_networks: Annotated[list[IPv4Network | IPv6Network], NoDecode] = Field(
+        default_factory=lambda: [ip_network("127.0.0.0/8"), ip_network("::1/128")],
+        description="Networks that may read /metrics without signing in, comma-separated CIDRs.",
+    )
+    photos_dir: Path | None = Field(
+        None, description="Local photo store. Default: <state_dir>/photos."
+    )
+
+    @field_validator("metrics_networks", mode="before")
+    @classmethod
+    def _split_networks(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [ip_network(part.strip()) for part in value.split(",") if part.strip()]
+        return value
+
     @property
     def catalogue_path(self) -> Path:
         return self.catalogue_dir or PROJECT_DIR / "layers" / self.council
+
+    @property
+    def photos_path(self) -> Path:
+        return self.photos_dir or self.state_dir / "photos"
 
     @property
     def base_url(self) -> str:
