@@ -4,6 +4,7 @@ carries the request id of the request it belongs to."""
 
 import logging
 import sys
+from typing import TextIO
 
 from pythonjsonlogger.json import JsonFormatter
 
@@ -30,9 +31,8 @@ class _RequestContext(logging.Filter):
         return True
 
 
-def configure_logging(settings: Settings) -> None:
-    """Send every logger (ours, uvicorn's, pygeoapi's) through one handler."""
-    handler = logging.StreamHandler(sys.stderr)
+def make_handler(settings: Settings, stream: TextIO = sys.stderr) -> logging.Handler:
+    handler = logging.StreamHandler(stream)
     json = settings.log_format == "json"
     if json:
         handler.setFormatter(
@@ -45,6 +45,12 @@ def configure_logging(settings: Settings) -> None:
     else:
         handler.setFormatter(logging.Formatter(TEXT))
     handler.addFilter(_RequestContext(None if json else "-"))
+    return handler
+
+
+def configure_logging(settings: Settings) -> None:
+    """Send every logger (ours, uvicorn's, pygeoapi's) through one handler."""
+    handler = make_handler(settings)
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(settings.log_level)

@@ -59,7 +59,8 @@ class RequestObserver:
             route = route_template(scope)
             role = scope.get("principal", ANONYMOUS).role or "anonymous"
             observe_request(scope["method"], route, status, seconds)
-            log.info(
+            log.log(
+                logging.ERROR if status >= 500 else logging.INFO,
                 "request",
                 extra={
                     "method": scope["method"],
