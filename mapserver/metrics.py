@@ -47,8 +47,14 @@ LATENCY = Histogram(
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
 )
 
-# Tables other capabilities add: counted when they exist, skipped before.
-OPTIONAL_TABLES = "SELECT to_regclass('app.reports') IS NOT NULL AS reports"
+# Tables other capabilities add (reports, their email outbox): counted once the columns
+# read here exist, skipped before.
+OPTIONAL_TABLES = """
+SELECT bool_or(table_name = 'reports' AND column_name = 'created_at') AS reports,
+       bool_or(table_name = 'email_outbox' AND column_name = 'sent_at') AS outbox
+FROM information_schema.columns WHERE table_schema = 'app'
+"""
+OUTBOX = "SELECT count(*) FROM app.email_outbox WHERE sent_at IS NULL"
 REPORTS = """
 SELECT count(*) AS total, count(*) FILTER (WHERE created_at > now() - interval '1 hour') AS hour
 FROM app.reports
@@ -120,6 +126,7 @@ class ServiceCollector(Collector):
             freshness = layer_freshness(conn, self.catalogue, now)
             failed = failed_load_counts(conn)
             reports = conn.execute(text(REPORTS)).one() if optional.reports else None
+            outbox = conn.execute(text(OUTBOX)).scalar_one() if optional.outbox else None
         queue = GaugeMetricFamily(
             "mapserver_jobs", "OGC API Processes jobs by status.", labels=["status"]
         )
@@ -138,6 +145,8 @@ class ServiceCollector(Collector):
             yield _gauge(
                 "mapserver_reports_last_hour", "Reports received in the last hour.", reports.hour
             )
+        if outbox is not None:
+            yield _gauge("mapserver_email_outbox_pending", "Emails waiting to be sent.", outbox)
         age = GaugeMetricFamily(
             "mapserver_layer_age_seconds", "Age of the live version.", labels=["layer"]
         )

@@ -3,6 +3,7 @@ pg_dump/pg_restore, the photo store and job results, checked by the manifest."""
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -14,7 +15,9 @@ from loaders.pipeline import default_run_by, load_layer
 from loaders.samples import source_location
 from mapserver import runtime as runtime_
 from mapserver.access import KeyStore, create_key
+from mapserver.backup import restore_backup, verify_backup
 from mapserver.database import make_engine
+from mapserver.errors import ServiceError
 from mapserver.settings import Settings
 
 from ..conftest import fresh_database
@@ -103,7 +106,7 @@ def test_restore_into_a_fresh_database_finds_everything(source, backup, tmp_path
 
 def test_a_damaged_backup_is_refused_and_changes_nothing(backup, tmp_path):
     damaged = tmp_path / "damaged"
-    subprocess.run(["cp", "-a", str(backup), str(damaged)], check=True)
+    shutil.copytree(backup, damaged)
     photo = damaged / "photos" / "2026" / "11" / "report-1.jpg"
     photo.write_bytes(b"X" + photo.read_bytes()[1:])
     state = tmp_path / "state"
@@ -124,5 +127,15 @@ def test_a_damaged_backup_is_refused_and_changes_nothing(backup, tmp_path):
 
 
 def test_restore_refuses_to_overwrite_data(source, backup):
-    done = mapserver("restore", str(backup), env=environment(source["url"], source["state"]))
-    assert done.returncode == 1 and "Refusing to restore over existing data" in done.stderr
+    settings = Settings(database_url=source["url"], state_dir=source["state"])
+    with pytest.raises(ServiceError, match="Refusing to restore over existing data") as refused:
+        restore_backup(settings, backup, source["url"])
+    assert "--replace" in refused.value.hint
+
+
+def test_a_backup_with_an_unlisted_file_is_refused(backup, tmp_path):
+    extra = tmp_path / "extra"
+    shutil.copytree(backup, extra)
+    (extra / "photos" / "planted.jpg").write_bytes(PHOTO)
+    with pytest.raises(ServiceError, match="files its manifest does not list"):
+        verify_backup(extra)
