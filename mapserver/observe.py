@@ -5,6 +5,7 @@ Routes are named by their template (``/ogc/collections/{collection_id}/items``),
 the raw path, so the metrics stay a bounded set whatever the callers send.
 """
 
+import json
 import logging
 import time
 
@@ -13,11 +14,16 @@ from starlette.routing import Mount
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mapserver import request_id
-from mapserver.access import ANONYMOUS
+from mapserver.access import ANONYMOUS, send_json
 from mapserver.metrics import observe_request
 
 log = logging.getLogger("mapserver.requests")
 UNMATCHED = "unmatched"
+INTERNAL_ERROR = "Something went wrong on our side. Quote the request id if you report it."
+BARE_HEADERS = [  # the error answer bypasses SecurityHeaders, which sits inside
+    (b"x-content-type-options", b"nosniff"),
+    (b"content-security-policy", b"default-src 'none'; frame-ancestors 'none'"),
+]
 
 
 def route_template(scope: Scope) -> str:
@@ -42,18 +48,27 @@ class RequestObserver:
         incoming = dict(scope["headers"]).get(b"x-request-id", b"").decode("latin-1")
         rid = request_id.accept_or_new(incoming)
         token = request_id.current.set(rid)
-        status = 500
+        status, started_response = 500, False
         started = time.perf_counter()
 
         async def send_with_id(message: Message) -> None:
-            nonlocal status
+            nonlocal status, started_response
             if message["type"] == "http.response.start":
-                status = message["status"]
+                status, started_response = message["status"], True
                 MutableHeaders(scope=message)[request_id.HEADER] = rid
             await send(message)
 
         try:
             await self.app(scope, receive, send_with_id)
+        except Exception:
+            log.exception("unhandled error", extra={"path": scope["path"]})
+            if started_response:
+                raise
+            # The caller gets the id to quote; the traceback stays in the log.
+            body = json.dumps(
+                {"code": "InternalError", "description": INTERNAL_ERROR, "request_id": rid}
+            ).encode()
+            await send_json(send, 500, body, [(b"x-request-id", rid.encode()), *BARE_HEADERS])
         finally:
             seconds = time.perf_counter() - started
             route = route_template(scope)

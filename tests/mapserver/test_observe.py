@@ -1,5 +1,6 @@
 """Request ids, the request log, SQL comments, /metrics and /readyz over real HTTP."""
 
+import asyncio
 import io
 import json
 import logging
@@ -15,6 +16,7 @@ from mapserver import metrics, request_id
 from mapserver.access import create_key
 from mapserver.health import replica_state
 from mapserver.logs import make_handler
+from mapserver.observe import RequestObserver
 from mapserver.settings import Settings
 
 
@@ -184,3 +186,25 @@ def test_report_intake_and_outbox_once_their_tables_exist(client, engine):
         assert found["mapserver_reports_last_hour"] == 1
         assert found["mapserver_email_outbox_pending"] == 1
     assert found["mapserver_reports_received_total"] >= 0
+
+
+def test_an_unhandled_error_answers_500_with_the_request_id(caplog):
+    """No route of ours fails on purpose, so the middleware wraps an app that does."""
+
+    async def broken(scope, receive, send) -> None:  # noqa: ANN001
+        raise RuntimeError("boom")
+
+    sent: list[dict] = []
+
+    async def send(message) -> None:  # noqa: ANN001
+        sent.append(message)
+
+    async def receive() -> dict:
+        return {"type": "http.request", "body": b""}
+
+    scope = {"type": "http", "method": "GET", "path": "/x", "headers": [(b"x-request-id", b"e-1")]}
+    asyncio.run(RequestObserver(broken)(scope, receive, send))
+    assert sent[0]["status"] == 500 and (b"x-request-id", b"e-1") in sent[0]["headers"]
+    assert json.loads(sent[1]["body"])["request_id"] == "e-1"
+    error = next(r for r in caplog.records if r.getMessage() == "unhandled error")
+    assert error.exc_info and "boom" in str(error.exc_info[1])
