@@ -5,6 +5,7 @@ import io
 import json
 import logging
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
@@ -203,7 +204,9 @@ def test_an_unhandled_error_answers_500_with_the_request_id(caplog):
         return {"type": "http.request", "body": b""}
 
     scope = {"type": "http", "method": "GET", "path": "/x", "headers": [(b"x-request-id", b"e-1")]}
-    asyncio.run(RequestObserver(broken)(scope, receive, send))
+    call = RequestObserver(broken)(scope, receive, send)
+    with ThreadPoolExecutor(1) as thread:  # Playwright's sync API may own this thread's loop
+        thread.submit(asyncio.run, call).result()
     assert sent[0]["status"] == 500 and (b"x-request-id", b"e-1") in sent[0]["headers"]
     assert json.loads(sent[1]["body"])["request_id"] == "e-1"
     error = next(r for r in caplog.records if r.getMessage() == "unhandled error")
