@@ -31,3 +31,13 @@ def axe_violations(page, report: Path) -> list[dict]:  # noqa: ANN001 (a Playwri
     return [
         {"id": v["id"], "nodes": [n["target"] for n in v["nodes"]]} for v in result["violations"]
     ]
+
+
+def sign_in(page, email: str, password: str) -> None:  # noqa: ANN001 (a Playwright page)
+    """Sign in through the login form (from wherever the page is; /login if not there)."""
+    if "/login" not in page.url:
+        page.goto("/login")
+    page.get_by_label("Email address").fill(email)
+    page.get_by_label("Password").fill(password)
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_selector(f"text=Signed in as {email}")

@@ -2,16 +2,11 @@
 the tests are not on, and an https public URL (as behind a TLS proxy)."""
 
 import dataclasses
-import threading
-import time
 from ipaddress import ip_network
 
 import pytest
-import uvicorn
 
-from mapserver.app import create_app
-
-from ..conftest import free_port
+from ..conftest import free_port, serve
 
 
 @pytest.fixture(scope="session")
@@ -24,15 +19,5 @@ def outsider(runtime):
             "public_url": "https://maps.example.gov.uk",
         }
     )
-    app = create_app(dataclasses.replace(runtime, settings=settings, started_cluster=None))
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("the second test server did not start")
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}", runtime.engine
-    server.should_exit = True
-    thread.join(timeout=10)
+    with serve(dataclasses.replace(runtime, settings=settings, started_cluster=None)):
+        yield f"http://127.0.0.1:{port}", runtime.engine

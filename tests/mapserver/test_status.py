@@ -11,7 +11,7 @@ from sqlalchemy import text
 from mapserver.access import create_key
 from mapserver.freshness import layer_freshness, problem_loads
 from mapserver.sessions import create_user
-from tests.browser import axe_violations
+from tests.browser import axe_violations, sign_in
 
 PASSWORD = "correct horse battery staple"
 LAYER = "watercourses"  # no test loads it again, so its versions stay put
@@ -79,10 +79,8 @@ def test_status_page_for_staff_only(base_url, engine, problem_versions):
 @pytest.mark.browser
 def test_status_page_is_accessible(page, engine, artifacts, problem_versions):
     create_user(engine, "status.planner@example.gov.uk", "Status Planner", "staff", PASSWORD)
-    page.goto("/status")
-    page.get_by_label("Email address").fill("status.planner@example.gov.uk")
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
+    page.goto("/status")  # asks to sign in, then comes back
+    sign_in(page, "status.planner@example.gov.uk", PASSWORD)
     page.wait_for_selector("h1:text('Service status')")
     assert page.get_by_role("link", name="Service status").is_visible()
     page.screenshot(path=str(artifacts / "status.png"), full_page=True)
