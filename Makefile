@@ -4,7 +4,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 VENV := .venv/bin
 
-.PHONY: run test test-cluster lint config bench clean
+.PHONY: run test test-cluster lint audit config bench clean
 
 run:
 	@scripts/bootstrap.sh system run
@@ -18,6 +18,8 @@ test:
 	@scripts/bootstrap.sh npm
 	$(VENV)/ruff check .
 	$(VENV)/ruff format --check .
+	$(BANDIT)
+	AUDIT_OFFLINE=$${AUDIT_OFFLINE:-warn} $(VENV)/python scripts/audit_dependencies.py
 	$(VENV)/pytest $(PYTEST_ARGS)
 
 # A PostgreSQL primary + streaming replica, two app processes and nginx (about a minute).
@@ -30,6 +32,14 @@ test-cluster:
 lint:
 	$(VENV)/ruff check .
 	$(VENV)/ruff format --check .
+
+# Static analysis (bandit: fails on any high-severity finding) and the dependency audit
+# (pip-audit against PyPI's vulnerability data: fails when a pinned package is known
+# vulnerable, or when the data cannot be read; `make test` only warns about the latter).
+BANDIT = $(VENV)/bandit -q -c pyproject.toml -r mapserver loaders layers reports analysis scripts --severity-level high
+audit:
+	$(BANDIT)
+	$(VENV)/python scripts/audit_dependencies.py
 
 # Regenerate config/pygeoapi.yml from the layer catalogue (commit the result).
 config:

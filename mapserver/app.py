@@ -16,18 +16,25 @@ from mapserver import (
     health,
     layer_info,
     login,
+    metrics,
     ogc_processes,
     pages,
     search,
+    status,
     tiles,
 )
 from mapserver.access import Authentication, KeyStore
+from mapserver.csrf import CsrfGuard
+from mapserver.database import migration_heads
 from mapserver.errors import ServiceError
+from mapserver.observe import RequestObserver
 from mapserver.ogc import mount_pygeoapi
 from mapserver.ogc_metadata import CollectionProvenance
 from mapserver.ratelimit import RateLimit, counter_store
 from mapserver.replicas import ReadYourWrites
+from mapserver.request_id import comment_sql
 from mapserver.runtime import Runtime
+from mapserver.security import SecurityHeaders
 from mapserver.server_errors import ServerErrors
 from mapserver.tile_cache import TileCache
 from reports import api as reports_api
@@ -94,8 +101,11 @@ def create_app(runtime: Runtime) -> FastAPI:
     app.state.databases = runtime.databases
     app.state.catalogue = runtime.catalogue
     app.state.tile_cache = TileCache(runtime.settings.tile_cache_mb << 20)
+    app.state.migration_heads = migration_heads()
     app.include_router(pages.router)
     app.include_router(health.router)
+    app.include_router(metrics.router)
+    app.include_router(status.router)
     app.include_router(layer_info.router)
     app.include_router(login.router)
     app.include_router(search.router)
@@ -132,7 +142,11 @@ def create_app(runtime: Runtime) -> FastAPI:
         per_ip=settings.rate_limit_ip,
         per_key=settings.rate_limit_key,
     )
+    app.add_middleware(CsrfGuard, settings=settings)  # needs the session Authentication finds
     app.state.keys = KeyStore(runtime.engine)
     app.add_middleware(Authentication, keys=app.state.keys)
-    app.add_middleware(ServerErrors)  # outermost: a clean 500 for whatever raises inside
+    app.add_middleware(SecurityHeaders, settings=settings)
+    app.add_middleware(ServerErrors)  # a clean 500 for whatever raises inside
+    app.add_middleware(RequestObserver)  # outermost: runs first, sees every answer
+    comment_sql()
     return app

@@ -95,9 +95,11 @@ def run(
     import uvicorn
 
     from mapserver.app import create_app
+    from mapserver.logs import configure_logging
 
     overrides = {k: v for k, v in {"host": host, "port": port}.items() if v is not None}
     settings = get_settings().model_copy(update=overrides)
+    configure_logging(settings)
     check_port_free(settings.host, settings.port)
     runtime = runtime_.start(settings)
     try:
@@ -112,8 +114,10 @@ def run(
         # `finally` below (stopping the private cluster) instead of killing the process.
         signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
         _say(f"Serving {runtime.catalogue.council.short_name} at {settings.base_url}/")
+        # Our JSON logs: uvicorn's loggers go to the root handler; the request log line
+        # comes from mapserver.observe (with route, role and request id), not uvicorn's.
         uvicorn.run(
-            service, host=settings.host, port=settings.port, log_level="info",
+            service, host=settings.host, port=settings.port, log_config=None, access_log=False,
             proxy_headers=True, forwarded_allow_ips=settings.forwarded_allow_ips,
         )  # fmt: skip
     finally:
@@ -492,6 +496,43 @@ def jobs_clean() -> None:
     finally:
         runtime.close()
     _say(f"{deleted} job(s) older than {settings.jobs_retention_days} days deleted.")
+
+
+@app.command()
+def backup(
+    output: Annotated[
+        Path | None,
+        typer.Option(help="Folder to write the backup in. Default: <state_dir>/backups."),
+    ] = None,
+) -> None:
+    """Back up the database (pg_dump), the photo store, job results and load reports, with
+    a manifest of checksums. Prints the backup's folder."""
+    from mapserver import backup as backups
+
+    settings = get_settings()
+    with backups.database_url(settings) as url:
+        target = backups.create_backup(settings, output or settings.state_dir / "backups", url)
+    typer.echo(target)
+
+
+@app.command()
+def restore(
+    backup_dir: Annotated[Path, typer.Argument(metavar="BACKUP", help="A backup folder.")],
+    database: Annotated[
+        str | None, typer.Option(help="Restore into this database URL (default: settings).")
+    ] = None,
+    replace: Annotated[
+        bool, typer.Option(help="Replace a database and folders that already hold data.")
+    ] = False,
+) -> None:
+    """Check BACKUP's checksums, then restore it: database, photos, job results, load
+    reports. Refuses a damaged backup, and a target that holds data unless --replace."""
+    from mapserver import backup as backups
+
+    settings = get_settings()
+    with backups.database_url(settings, database) as url:
+        manifest = backups.restore_backup(settings, backup_dir, url, replace=replace)
+    _say(f"Restored the backup of {manifest['created']} ({len(manifest['files'])} files).")
 
 
 def main() -> None:

@@ -141,6 +141,21 @@ def try_lock(engine: Engine, name: str) -> Iterator[bool]:
                 conn.commit()
 
 
+def migration_heads() -> set[str]:
+    """The newest revision(s) this code knows."""
+    from alembic.script import ScriptDirectory
+
+    return set(ScriptDirectory(str(MIGRATIONS_DIR)).get_heads())
+
+
+def schema_revisions(engine: Engine) -> set[str]:
+    """The revision(s) the database is at (empty before the first migration)."""
+    with engine.connect() as conn:
+        if conn.execute(text("SELECT to_regclass('app.alembic_version')")).scalar() is None:
+            return set()
+        return set(conn.execute(text("SELECT version_num FROM app.alembic_version")).scalars())
+
+
 def server_versions(engine: Engine) -> dict[str, str]:
     with engine.connect() as conn:
         row = conn.execute(

@@ -13,6 +13,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from mapserver.access import SESSION_COOKIE, principal
+from mapserver.logs import event
 from mapserver.pages import page_context, templates
 from mapserver.sessions import SESSION_HOURS, LockedOut, log_in, log_out
 
@@ -72,9 +73,12 @@ async def login(request: Request) -> Response:
     try:
         session = await run_in_threadpool(log_in, engine, email, password)
     except LockedOut:
+        event("sign-in locked out")  # no email in the log: it is personal data
         return _form(request, 429, "Too many failed attempts. Try again in 15 minutes.", email)
     if session is None:
+        event("sign-in failed")
         return _form(request, 401, "The email address or password is not right.", email)
+    event("signed in")
     response = RedirectResponse(_safe_next(str(form.get("next", "/"))), status_code=303)
     response.set_cookie(
         SESSION_COOKIE, session.token, httponly=True, samesite="lax", secure=_secure(request),
@@ -99,6 +103,7 @@ async def logout(request: Request) -> Response:
     if not csrf_ok(request, str(form.get("csrf_token", ""))):
         return Response("The form expired; log out again.", status_code=400)
     await run_in_threadpool(log_out, request.app.state.engine, token)
+    event("signed out", user_id=principal(request).user_id)
     response = RedirectResponse("/", status_code=303)
     response.delete_cookie(SESSION_COOKIE, path="/")
     return response

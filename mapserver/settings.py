@@ -6,8 +6,9 @@ With no database URL the service runs its own private PostgreSQL cluster under
 """
 
 from functools import lru_cache
+from ipaddress import IPv4Network, IPv6Network, ip_network
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -101,10 +102,6 @@ class Settings(BaseSettings):
     smtp_from: str = Field("noreply@localhost", description="From address of the emails.")
     smtp_starttls: bool = Field(True, description="Upgrade the SMTP connection with STARTTLS.")
 
-    @property
-    def photos_path(self) -> Path:
-        return self.photos_dir or self.state_dir / "photos"
-
     # Defibrillator siting (analysis/siting.py).
     siting_time_limit_s: float = Field(
         60, gt=0, le=3600, description="Solver time limit: then the best sites found and the gap."
@@ -140,9 +137,32 @@ class Settings(BaseSettings):
             return [url.strip() for url in value.replace("\n", ",").split(",") if url.strip()]
         return value
 
+    # Observing and hardening: logs, metrics, backups.
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        "INFO", description="Least severity written to the log."
+    )
+    log_format: Literal["json", "text"] = Field(
+        "json", description="json: one JSON object a line (for log shippers); text: for people."
+    )
+    metrics_networks: Annotated[list[IPv4Network | IPv6Network], NoDecode] = Field(
+        default_factory=lambda: [ip_network("127.0.0.0/8"), ip_network("::1/128")],
+        description="Networks that may read /metrics without signing in, comma-separated CIDRs.",
+    )
+
+    @field_validator("metrics_networks", mode="before")
+    @classmethod
+    def _split_networks(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [ip_network(part.strip()) for part in value.split(",") if part.strip()]
+        return value
+
     @property
     def catalogue_path(self) -> Path:
         return self.catalogue_dir or PROJECT_DIR / "layers" / self.council
+
+    @property
+    def photos_path(self) -> Path:
+        return self.photos_dir or self.state_dir / "photos"
 
     @property
     def base_url(self) -> str:

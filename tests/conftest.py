@@ -101,9 +101,9 @@ def engine(runtime: runtime_.Runtime):  # noqa: ANN201
     return runtime.engine
 
 
-@pytest.fixture(scope="session")
-def base_url(runtime: runtime_.Runtime) -> Iterator[str]:
-    """The app served by uvicorn on a real socket, in a background thread."""
+@contextmanager
+def serve(runtime: runtime_.Runtime) -> Iterator[None]:
+    """The runtime's app served by uvicorn on a real socket, in a background thread."""
     settings = runtime.settings
     server = uvicorn.Server(
         uvicorn.Config(
@@ -117,9 +117,15 @@ def base_url(runtime: runtime_.Runtime) -> Iterator[str]:
         if time.monotonic() > deadline or not thread.is_alive():
             raise RuntimeError("the test server did not start")
         time.sleep(0.05)
-    yield settings.base_url
+    yield
     server.should_exit = True
     thread.join(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def base_url(runtime: runtime_.Runtime) -> Iterator[str]:
+    with serve(runtime):
+        yield runtime.settings.base_url
 
 
 @pytest.fixture(scope="session")

@@ -13,7 +13,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from mapserver.sessions import create_user
-from tests.browser import axe_violations
+from tests.browser import axe_violations, sign_in
 
 ITEMS = "/items?"
 PASSWORD = "correct horse battery staple"
@@ -318,9 +318,5 @@ def test_restricted_fields_only_for_signed_in_staff(page, engine):
     public = headers()
     assert "Tenure" in public and "Proprietor" not in public
     create_user(engine, "table.planner@example.gov.uk", "A Planner", "staff", PASSWORD)
-    page.goto("/login")
-    page.get_by_label("Email address").fill("table.planner@example.gov.uk")
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
-    page.wait_for_selector("text=Signed in as table.planner@example.gov.uk")
+    sign_in(page, "table.planner@example.gov.uk", PASSWORD)
     assert "Proprietor" in headers()

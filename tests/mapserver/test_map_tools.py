@@ -6,6 +6,8 @@ import re
 import pytest
 from pyproj import Geod, Transformer
 
+from mapserver.security import policies
+from mapserver.settings import Settings
 from tests.browser import axe_violations
 
 GEOD = Geod(ellps="WGS84")
@@ -264,6 +266,9 @@ PNG = bytes.fromhex(
 
 
 def serve_basemap(page, tiles) -> None:  # noqa: ANN001
+    # The page as the service sends it with that base map set: its CSP allows the tiles.
+    policy = policies(Settings(basemap_url="http://tiles.invalid/{z}/{x}/{y}.png"))[0]
+
     def with_basemap(route):  # noqa: ANN001
         response = route.fetch()
         body = response.text().replace(
@@ -271,7 +276,8 @@ def serve_basemap(page, tiles) -> None:  # noqa: ANN001
             '"basemap": {"url": "http://tiles.invalid/{z}/{x}/{y}.png", '
             '"attribution": "Test tiles", "maxZoom": 19}',
         )
-        route.fulfill(response=response, body=body)
+        headers = {**response.headers, "content-security-policy": policy}
+        route.fulfill(response=response, body=body, headers=headers)
 
     page.route(re.compile(r"/$"), with_basemap)
     page.route("http://tiles.invalid/**", tiles)
