@@ -2,13 +2,13 @@
 the worker's task runs.
 
 Revision ID: 0010
-Revises: 0006
+Revises: 0009
 """
 
 from alembic import op
 
 revision = "0010"
-down_revision = "0006"
+down_revision = "0009"
 branch_labels = None
 depends_on = None
 
