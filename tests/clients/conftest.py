@@ -1,12 +1,27 @@
 """Fixtures shared by the tests that drive real OGC API clients against the live server."""
 
+import httpx
 import pytest
 
 from mapserver.access import create_key
 
 
 @pytest.fixture(scope="session")
-def ogc_url(base_url: str) -> str:
+def a_fault_report(base_url: str) -> str:
+    """One resident's report, so that the reports collection has a feature to read like
+    every other (clients such as ogctests expect one in each)."""
+    answer = httpx.post(
+        f"{base_url}/api/reports",
+        data={"category": "pothole", "title": "Pothole", "lon": -2.158, "lat": 53.4085},
+        headers={"Idempotency-Key": "clients-test-fault-report"},
+        timeout=30,
+    )
+    assert answer.status_code in (200, 201), answer.text
+    return answer.json()["reference"]
+
+
+@pytest.fixture(scope="session")
+def ogc_url(base_url: str, a_fault_report: str) -> str:
     """The OGC API landing page, as a client is given it."""
     return f"{base_url}/ogc"
 
