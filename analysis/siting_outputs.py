@@ -75,6 +75,12 @@ def _centre(result: dict[str, Any]) -> list[float]:
     return [(min(lats) + max(lats)) / 2, (min(lons) + max(lons)) / 2]
 
 
+def _template_safe(text: str) -> str:
+    """folium writes tooltips into JavaScript template literals without escaping them:
+    a backtick or ${ in a site's name would break (or inject into) the page."""
+    return text.replace("`", "&#96;").replace("$", "&#36;")
+
+
 def to_html(result: dict[str, Any], council: CouncilProfile) -> str:
     m = folium.Map(location=_centre(result), zoom_start=13, tiles=None, control_scale=True)
     m.default_js, m.default_css = [], []  # no CDN: Leaflet is inlined below
@@ -116,7 +122,7 @@ def to_html(result: dict[str, Any], council: CouncilProfile) -> str:
             )
         folium.CircleMarker(
             [lat, lon], radius=radius, color=COLOURS[role], fill=True, fill_opacity=0.9,
-            weight=1, tooltip=text,
+            weight=1, tooltip=_template_safe(text),
         ).add_to(group)  # fmt: skip
     for group in layers.values():
         group.add_to(m)
@@ -152,14 +158,18 @@ def _mini_map(result: dict[str, Any], width: float, height: float) -> Drawing:
     ]
     if not points:
         return drawing
-    lons, lats = [p[1] for p in points], [p[2] for p in points]
+    # Framed on the new sites and the demand left: existing sites far off would shrink it.
+    framing = [p for p in points if p[0] != "fixed"] or points
+    lons, lats = [p[1] for p in framing], [p[2] for p in framing]
     span = max(max(lons) - min(lons), (max(lats) - min(lats)) * 1.68, 1e-6)  # 1.68: cos 53.4°
-    scale = min(width, height) / span * 0.95
+    scale = min(width, height) / span * 0.9
     for role in ("uncovered", "fixed", "chosen"):
         for kind, lon, lat in points:
             if kind == role:
                 x = width / 2 + (lon - (min(lons) + max(lons)) / 2) * scale
                 y = height / 2 + (lat - (min(lats) + max(lats)) / 2) * scale * 1.68
+                if not (0 < x < width and 10 < y < height):
+                    continue
                 radius = {"chosen": 2.5, "fixed": 1.8, "uncovered": 0.6}[role]
                 colour = colors.HexColor(COLOURS[role])
                 drawing.add(Circle(x, y, radius, fillColor=colour, strokeColor=None))
@@ -208,7 +218,7 @@ def to_pdf(result: dict[str, Any], council: CouncilProfile) -> bytes:
          f"{s['gain_pct']:.2f}%", f"{s['cumulative_pct']:.1f}%")
         for s in result["sites"][:PDF_SITES]
     ]  # fmt: skip
-    sites = Table(rows, colWidths=(12 * mm, 70 * mm, 20 * mm, 22 * mm), hAlign="LEFT")
+    sites = Table(rows, colWidths=(10 * mm, 62 * mm, 16 * mm, 18 * mm), hAlign="LEFT")
     sites.setStyle(TableStyle([*grid, ("FONTSIZE", (0, 0), (-1, -1), 7)]))
     more = len(result["sites"]) - PDF_SITES
     story = [
@@ -220,7 +230,7 @@ def to_pdf(result: dict[str, Any], council: CouncilProfile) -> bytes:
         table,
         Spacer(1, 3 * mm),
         Table(
-            [[sites, _mini_map(result, 62 * mm, 80 * mm)]],
+            [[sites, _mini_map(result, 70 * mm, 80 * mm)]],
             hAlign="LEFT",
             style=[("VALIGN", (0, 0), (-1, -1), "TOP")],
         ),  # fmt: skip

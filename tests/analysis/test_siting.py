@@ -1,6 +1,9 @@
 """Defibrillator siting: known answers, spopt's optimum, route against straight line,
 fixed sites kept, and the process over HTTP (bad inputs, access, formats, OWSLib)."""
 
+import json
+import time
+
 import geopandas as gpd
 import numpy as np
 import pulp
@@ -357,3 +360,22 @@ def test_route_pairs_match_pgrouting_splitting_every_edge(engine, random_instanc
             zip(*network.copy_pairs(conn, ALL_POINTS_REACH.format(n=n, reach=reach)), strict=True)
         )
     assert quick == full and len(full) > 50
+
+
+def test_async_job(client, staff_key):
+    headers = {"X-API-Key": staff_key}
+    response = client.post(
+        EXECUTE,
+        json={"inputs": {**STOCKPORT, "distance_type": "straight"}},
+        headers={**headers, "Prefer": "respond-async"},
+    )
+    assert response.status_code == 201, response.text
+    job = response.headers["Location"]
+    deadline = time.monotonic() + 60
+    while (status := client.get(job, params={"f": "json"}, headers=headers).json()["status"]) in (
+        "accepted", "running",
+    ) and time.monotonic() < deadline:  # fmt: skip
+        time.sleep(0.3)
+    assert status == "successful"
+    results = client.get(f"{job}/results", params={"f": "json"}, headers=headers).json()
+    assert "sites" in json.dumps(results)
