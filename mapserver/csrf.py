@@ -13,11 +13,13 @@ double-submit token (see login.py).
 """
 
 import hmac
+import json
 from urllib.parse import urlsplit
 
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from mapserver.access import send_json
 from mapserver.logs import event
 from mapserver.settings import Settings
 
@@ -25,8 +27,8 @@ SAFE_METHODS = {"GET", "HEAD", "OPTIONS", "TRACE"}
 FORMS = ("application/x-www-form-urlencoded", "multipart/form-data")
 FIELD = "csrf_token"
 REFUSED = (
-    b"This request did not come from a page of this site, or its form expired."
-    b" Reload the page and try again."
+    "This request did not come from a page of this site, or its form expired (CSRF check)."
+    " Reload the page and try again."
 )
 
 
@@ -66,6 +68,10 @@ class CsrfGuard:
 
         if not self._same_site(headers) or not await self._token_ok(scope, headers, messages):
             event("csrf refused", path=scope["path"], method=scope["method"])
+            if scope["path"].startswith(("/ogc", "/api")):  # machines read the OGC shape
+                body = json.dumps({"code": "Forbidden", "description": REFUSED}).encode()
+                await send_json(send, 403, body)
+                return
             await send(
                 {
                     "type": "http.response.start",
@@ -73,7 +79,7 @@ class CsrfGuard:
                     "headers": [(b"content-type", b"text/plain; charset=utf-8")],
                 }
             )
-            await send({"type": "http.response.body", "body": REFUSED})
+            await send({"type": "http.response.body", "body": REFUSED.encode()})
             return
         await self.app(scope, replay, send)
 

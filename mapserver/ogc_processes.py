@@ -99,6 +99,11 @@ async def jobs(request: Request) -> Response:
 @router.api_route(MOUNT + "/jobs/{job_id}", methods=["GET", "DELETE"])
 @router.get(MOUNT + "/jobs/{job_id}/results")
 async def job(request: Request, job_id: str) -> Response:
+    path = request.url.path.removeprefix(MOUNT)
+    try:
+        unknown_parameters(request.query_params, allowed_parameters(path) or COMMON)
+    except OGCError as error:
+        return ogc_error(error)
     found = await run_in_threadpool(
         visible_job, request.app.state.engine, job_id, principal(request)
     )

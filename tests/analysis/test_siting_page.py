@@ -30,7 +30,8 @@ def test_page_for_staff(base_url, staff_email):
         page = http.get("/staff/siting")
         assert page.status_code == 200
         assert 'id="siting-config"' in page.text and "council_owned_land" in page.text
-        assert 'href="/staff/siting"' in http.get("/").text
+        assert 'href="/analysis"' in http.get("/").text  # the header's link to the analyses
+        assert 'href="/staff/siting"' in http.get("/analysis").text
 
 
 @pytest.mark.browser

@@ -1,7 +1,8 @@
 // An analysis page: the map core (map.js), a site drawn with draw.js or given as an address,
 // the analysis run as an asynchronous OGC API job (progress shown while it runs), and its
 // result listed and drawn on the map with its downloads. ?job=ID shows a saved job's result.
-import { L, map, config, pathStyle, ready } from "./map.js";
+import { pathStyle } from "./map.js";
+import { L, map, config, ready } from "./mappage.js";
 import { Draw } from "./draw.js";
 import { area as areaOf, formatArea, formatDistance } from "./measure.js";
 
