@@ -45,8 +45,11 @@ class CsrfGuard:
         if headers.get(b"sec-fetch-site", b"").lower() == b"cross-site":
             return False
         origin = headers.get(b"origin", b"").decode("latin-1")
-        if not origin:
-            return True  # browsers send Origin on cross-site POSTs; its absence is same-site
+        # Browsers send Origin on cross-site POSTs; its absence is same-site. A page sent
+        # with Referrer-Policy: no-referrer (a reporter's secret link) posts "Origin: null":
+        # Sec-Fetch-Site above and the token decide then.
+        if not origin or origin == "null":
+            return True
         host = headers.get(b"host", b"").decode("latin-1").lower()
         return _netloc(origin) in {host, self.public}
 

@@ -148,6 +148,12 @@ function renderNearby(reports) {
   }
 }
 
+// Staff signed in and reporting too: their session's writes carry its CSRF token.
+function csrfHeader() {
+  const token = document.querySelector('meta[name="csrf-token"]')?.content;
+  return token ? { "X-CSRF-Token": token } : {};
+}
+
 async function meToo(report, button) {
   button.disabled = true;
   const body = new FormData();
@@ -155,7 +161,7 @@ async function meToo(report, button) {
   body.set("device_id", field("device_id").value);
   const status = field("metoo-status");
   try {
-    const response = await fetch(`/api/reports/${encodeURIComponent(report.reference)}/me-too`, { method: "POST", body });
+    const response = await fetch(`/api/reports/${encodeURIComponent(report.reference)}/me-too`, { method: "POST", body, headers: csrfHeader() });
     const answer = await response.json();
     if (!response.ok) {
       status.textContent = answer.detail;
@@ -299,7 +305,7 @@ function checkForm() {
 }
 
 async function send(body) {
-  const headers = { "Idempotency-Key": field("idempotency_key").value, Accept: "application/json" };
+  const headers = { "Idempotency-Key": field("idempotency_key").value, Accept: "application/json", ...csrfHeader() };
   for (let attempt = 0; ; attempt++) {
     try {
       return await fetch(form.action, { method: "POST", body, headers });

@@ -89,9 +89,11 @@ function inputs() {
 }
 
 async function execute(body) {
+  // A signed-in write carries the session's CSRF token (mapserver/csrf.py).
+  const csrf = document.querySelector('meta[name="csrf-token"]')?.content ?? "";
   const response = await fetch(config.execute, {
     method: "POST",
-    headers: { "Content-Type": "application/json" },
+    headers: { "Content-Type": "application/json", "X-CSRF-Token": csrf },
     body: JSON.stringify({ inputs: body }),
   });
   if (!response.ok) {
