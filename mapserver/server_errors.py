@@ -8,11 +8,15 @@ yet sent (ours, or the plain one a mounted app's error middleware was sending, s
 pygeoapi's) is replaced by a JSON body (the OGC exception shape under ``/ogc``), and an
 exception after a complete answer is only logged. Only an answer cut off half-way is left
 to uvicorn to close, as it must be.
+
+A database that cannot be reached (restarting, failing over) is a 503 with
+``Retry-After``, not a 500: the request may simply be sent again.
 """
 
 import json
 import logging
 
+from sqlalchemy.exc import DBAPIError, OperationalError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mapserver.access import send_json
@@ -20,7 +24,19 @@ from mapserver.access import send_json
 log = logging.getLogger(__name__)
 
 
-def error_body(path: str) -> bytes:
+UNAVAILABLE = "The database is not available just now; send the request again shortly."
+
+
+def unavailable(exc: Exception) -> bool:
+    """A lost or refused database connection (not a bad statement)."""
+    return isinstance(exc, OperationalError) or (
+        isinstance(exc, DBAPIError) and exc.connection_invalidated
+    )
+
+
+def error_body(path: str, description: str | None = None) -> bytes:
+    if description:
+        return json.dumps({"code": "ServiceUnavailable", "description": description}).encode()
     if path == "/ogc" or path.startswith("/ogc/"):
         body = {
             "code": "InternalServerError",
@@ -55,10 +71,18 @@ class ServerErrors:
 
         try:
             await self.app(scope, receive, guarded)
-        except Exception:
-            log.exception("unhandled error answering %s %s", scope["method"], scope["path"])
+        except Exception as exc:
             if started and not complete:
+                log.exception("unhandled error answering %s %s", scope["method"], scope["path"])
                 raise  # half an answer: only closing the connection can end it
+            if unavailable(exc):
+                log.warning("database unavailable answering %s %s: %s",
+                            scope["method"], scope["path"], exc)  # fmt: skip
+                if not started:
+                    body = error_body(scope["path"], UNAVAILABLE)
+                    await send_json(send, 503, body, [(b"retry-after", b"2")])
+                return
+            log.exception("unhandled error answering %s %s", scope["method"], scope["path"])
             if not started:
                 await send_json(send, 500, error_body(scope["path"]))
             return

@@ -11,6 +11,7 @@ import struct
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+from playwright.sync_api import expect
 
 from mapserver.sessions import create_user
 from tests.browser import axe_violations, sign_in
@@ -200,7 +201,7 @@ def test_attribute_table_pages_through_every_feature(page, client, artifacts):
         return [str(f["id"]) for f in _items(client, f"{query}&offset={offset}")["features"]]
 
     page.wait_for_function("() => document.getElementById('table-container').dataset.rows")
-    assert status.inner_text() == f"Features 1 to 200 of {total:,} in this view."
+    expect(status).to_have_text(f"Features 1 to 200 of {total:,} in this view.")  # waits
     assert shown() == expected(0)
     pages = page.get_by_role("navigation", name="Pages of the attribute table")
     assert pages.get_by_role("button", name="Previous page of features").count() == 0

@@ -111,7 +111,18 @@ def test_large_layer_is_drawn_from_vector_tiles(page, runtime, artifacts):
     assert all(r.headers["content-type"] == MVT for r in tiles if r.status == 200)
 
     # A parcel's popup shows the catalogue's labels of the public fields, and no other.
-    page.locator("path.layer-land_ownership").nth(5).click(force=True)
+    on_screen = page.evaluate(
+        """() => {
+          const map = document.getElementById('map').getBoundingClientRect();
+          return [...document.querySelectorAll('path.layer-land_ownership')].findIndex((p) => {
+            const r = p.getBoundingClientRect();
+            return r.width > 4 && r.height > 4 && r.left >= map.left && r.right <= map.right
+              && r.top >= map.top && r.bottom <= map.bottom;
+          });
+        }"""
+    )
+    assert on_screen >= 0
+    page.locator("path.layer-land_ownership").nth(on_screen).click(force=True)
     popup = page.locator(".leaflet-popup-content")
     popup.wait_for()
     assert popup.locator("h2").inner_text() == layer.title
