@@ -31,9 +31,10 @@ def test_the_command_parses_bad_values_without_pandas_loaded_up_front(
     finally:  # the real layer back, for the tests that draw its tiles; twice, so that
         # the previous version (what a rollback brings back) is the real one too
         layer = runtime.catalogue.layer("streetlights")
+        source = source_path(layer.source.path)
         for _ in range(2):
-            load_layer(runtime.engine, layer, source_path(layer.source.path),
-                       reports_dir=tmp_path, run_by="test", catalogue=runtime.catalogue)  # fmt: skip
+            load_layer(runtime.engine, layer, source, reports_dir=tmp_path, run_by="test",
+                       catalogue=runtime.catalogue)  # fmt: skip
     assert done.returncode == 0, done.stderr
     (report,) = (tmp_path / "loads").glob("streetlights-v*-rejects.csv")
     with report.open() as handle:
