@@ -40,13 +40,16 @@ def healthz(request: Request) -> JSONResponse:
             live = live_versions(conn)
     except DBAPIError as exc:
         return JSONResponse({"status": "error", "database": _reason(exc)}, status_code=503)
+    # A managed layer (residents' reports) is never loaded: it has no load record to read.
     layers = {
-        layer_id: {
-            "rows": live[layer_id].rows_loaded if layer_id in live else 0,
-            "version": live[layer_id].version if layer_id in live else None,
-            "loaded_at": live[layer_id].finished_at.isoformat() if layer_id in live else None,
+        layer.id: {
+            "rows": live[layer.id].rows_loaded
+            if layer.id in live
+            else (None if layer.managed else 0),
+            "version": live[layer.id].version if layer.id in live else None,
+            "loaded_at": live[layer.id].finished_at.isoformat() if layer.id in live else None,
         }
-        for layer_id in request.app.state.catalogue.layers
+        for layer in request.app.state.catalogue.layers.values()
     }
     return JSONResponse({"status": "ok", "database": versions, "layers": layers})
 
