@@ -141,6 +141,11 @@ def clean(upload: bytes) -> CleanPhoto:
             with Image.open(io.BytesIO(upload), formats=sorted(ACCEPTED_FORMATS)) as image:
                 if image.width * image.height > MAX_PIXELS:
                     raise PhotoRejected("That photo has too many pixels.")
+                # A JPEG at least twice the size kept decodes straight at a fraction of
+                # its size (libjpeg's DCT scaling), for a fraction of the work.
+                scale = MAX_SIDE / max(image.size)
+                if scale < 1:
+                    image.draft("RGB", (int(image.width * scale), int(image.height * scale)))
                 image.load()
                 upright = ImageOps.exif_transpose(image)
     except PhotoRejected:
@@ -151,9 +156,9 @@ def clean(upload: bytes) -> CleanPhoto:
         raise PhotoRejected("That photo is damaged and cannot be read.") from None
     # Only pixels travel on: a new image with no info, EXIF, XMP or ICC profile.
     pixels = upright.convert("RGB")
-    pixels.thumbnail((MAX_SIDE, MAX_SIDE), Image.Resampling.LANCZOS)
+    pixels.thumbnail((MAX_SIDE, MAX_SIDE), Image.Resampling.LANCZOS, reducing_gap=3.0)
     thumb = pixels.copy()
-    thumb.thumbnail((THUMB_SIDE, THUMB_SIDE), Image.Resampling.LANCZOS)
+    thumb.thumbnail((THUMB_SIDE, THUMB_SIDE), Image.Resampling.LANCZOS, reducing_gap=3.0)
     return CleanPhoto(_jpeg(pixels), _jpeg(thumb), pixels.width, pixels.height)
 
 
@@ -161,7 +166,7 @@ def _jpeg(image: Image.Image) -> bytes:
     out = io.BytesIO()
     fresh = Image.new("RGB", image.size)
     fresh.paste(image)
-    fresh.save(out, "JPEG", quality=JPEG_QUALITY, optimize=True)
+    fresh.save(out, "JPEG", quality=JPEG_QUALITY)
     return out.getvalue()
 
 
