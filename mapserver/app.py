@@ -4,7 +4,8 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 
 from analysis import pages as analysis_pages
@@ -52,6 +53,7 @@ VENDOR = {
     "/vendor/leaflet.markercluster": NODE_MODULES / "leaflet.markercluster" / "dist",
     "/vendor/html-to-image": NODE_MODULES / "html-to-image" / "dist",
     "/vendor/jspdf": NODE_MODULES / "jspdf" / "dist",
+    "/vendor/swagger-ui": NODE_MODULES / "swagger-ui-dist",
 }
 
 
@@ -91,12 +93,23 @@ def create_app(runtime: Runtime) -> FastAPI:
     app = FastAPI(
         title=f"{council.short_name} maps",
         description=f"Web mapping service of {council.name}.",
-        docs_url="/api/docs",
+        docs_url=None,  # served below with Swagger UI from npm, not FastAPI's CDN
         openapi_url="/api/openapi.json",
         redoc_url=None,
         lifespan=lifespan,
     )
     app.state.settings = runtime.settings
+
+    @app.get("/api/docs", include_in_schema=False)
+    def api_docs() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url=app.openapi_url or "",
+            title=f"{app.title} – API",
+            swagger_js_url="/vendor/swagger-ui/swagger-ui-bundle.js",
+            swagger_css_url="/vendor/swagger-ui/swagger-ui.css",
+            swagger_favicon_url="/static/favicon.svg",
+        )
+
     app.state.engine = runtime.engine
     app.state.databases = runtime.databases
     app.state.catalogue = runtime.catalogue

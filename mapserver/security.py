@@ -3,9 +3,10 @@
 Our own pages get a strict Content-Security-Policy: scripts and styles only from this
 site, no inline code at all (data reaches the scripts through ``data-*`` attributes and
 ``<script type="application/json">`` blocks), no framing. Pages written by others —
-pygeoapi's HTML under ``/ogc`` and FastAPI's Swagger UI at ``/api/docs`` — carry inline
-scripts and name CDNs in their templates, so they get a looser policy of their own; it
-still forbids framing, plugins and form posts elsewhere (see docs/security.md).
+pygeoapi's HTML under ``/ogc`` and Swagger UI at ``/api/docs`` (its assets served from
+npm) — carry inline scripts, so they get a looser policy of their own that allows inline
+code but nothing from another site; it still forbids framing, plugins and form posts
+elsewhere (see docs/security.md).
 """
 
 from urllib.parse import urlsplit
@@ -17,8 +18,6 @@ from mapserver.ogc import MOUNT
 from mapserver.settings import Settings
 
 THIRD_PARTY_PAGES = (MOUNT, "/api/docs")
-# The CDNs pygeoapi's templates and FastAPI's Swagger UI page load their assets from.
-THIRD_PARTY_CDNS = "https://unpkg.com https://cdn.jsdelivr.net https://cdnjs.cloudflare.com"
 PERMISSIONS = (
     "geolocation=(self), camera=(), microphone=(), payment=(), usb=(), serial=(), "
     "bluetooth=(), magnetometer=(), gyroscope=(), accelerometer=(), browsing-topics=()"
@@ -61,11 +60,13 @@ def policies(settings: Settings) -> tuple[str, str]:
     }
     third_party = {
         **common,
-        "script-src": f"'self' 'unsafe-inline' {THIRD_PARTY_CDNS}",
-        "style-src": f"'self' 'unsafe-inline' {THIRD_PARTY_CDNS} https://fonts.googleapis.com",
-        "img-src": "'self' data: https:",
+        # Inline code, but nothing from elsewhere: the service needs no internet, and
+        # pygeoapi's templates' CDN assets (its HTML pages' map and styling) are left out.
+        "script-src": "'self' 'unsafe-inline'",
+        "style-src": "'self' 'unsafe-inline'",
+        "img-src": "'self' data:",
         "connect-src": "'self'",
-        "font-src": "'self' data: https://fonts.gstatic.com",
+        "font-src": "'self' data:",
     }
     return _policy(strict), _policy(third_party)
 
