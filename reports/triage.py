@@ -88,18 +88,29 @@ def queue_page(request: Request, page: int = 1) -> Response:
             "pages": pages,
             "names": names,
             "labels": {s.value: s.label for s in State},
-            "categories": service.config.categories,
             "teams": service.config.teams,
-            "wards": wards,
-            "states": [(queue.OPEN, "Any open status"), ("all", "Any status")]
-            + [(s.value, s.label) for s in State],
-            "ages": list(queue.AGES),
+            "selects": _selects(f, service, wards),
             "query": urlencode(query),
             "prev_url": f"?{urlencode({**query, 'page': page - 1})}" if page > 1 else None,
             "next_url": f"?{urlencode({**query, 'page': page + 1})}" if page < pages else None,
         },
         headers=PRIVATE,
     )
+
+
+def _selects(f: queue.QueueFilter, service: Reports, wards: list[str]) -> list[tuple]:
+    """The queue's filter menus: (name, label, [(value, text)], the value chosen)."""
+    days = [(a, f"Older than {a} day{'' if a == '1' else 's'}") for a in queue.AGES]
+    states = [(queue.OPEN, "Any open status"), ("all", "Any status")]
+    return [
+        ("state", "Status", states + [(s.value, s.label) for s in State], f.state or "all"),
+        ("category", "Category", [("", "Any category")]
+         + [(c.id, c.name) for c in service.config.categories], f.category or ""),
+        ("ward", "Ward", [("", "Any ward")] + [(w, w) for w in wards], f.ward or ""),
+        ("team", "Team", [("", "Any team")]
+         + [(k, t.name) for k, t in service.config.teams.items()], f.team or ""),
+        ("older_than", "Age", [("", "Any age"), *days], str(f.older_than or "")),
+    ]  # fmt: skip
 
 
 @router.get("/staff/reports.geojson")
