@@ -157,30 +157,6 @@ def asset_history(conn: Connection, report_id: int) -> list[Row]:
     ).all()
 
 
-def assign_team(
-    conn: Connection, report_id: int, team: str, note: str, by_name: str, user_id: int | None
-) -> bool:
-    """Give the report to ``team`` (a configured team id); the internal ``note`` records
-    who and when. False when the report does not exist or already has that team."""
-    changed = conn.execute(
-        text(
-            "UPDATE app.reports SET team = :team, updated_at = now(),"
-            " first_response_at = coalesce(first_response_at, now())"
-            " WHERE id = :id AND team IS DISTINCT FROM :team"
-        ),
-        {"id": report_id, "team": team},
-    ).rowcount
-    if changed:
-        conn.execute(
-            text(
-                "INSERT INTO app.report_updates (report_id, kind, body, author, user_id)"
-                " VALUES (:id, 'internal', :body, :author, :user)"
-            ),
-            {"id": report_id, "body": note, "author": by_name, "user": user_id},
-        )
-    return bool(changed)
-
-
 # -- the dashboard --------------------------------------------------------------------
 
 BY_CATEGORY = """

@@ -664,6 +664,22 @@ def resident_update(
     return get_report_by_id(conn, report_id)  # type: ignore[return-value]
 
 
+def assign_team(conn: Connection, report_id: int, team: str, note: str, by: Actor) -> bool:
+    """Give the report to ``team`` (a configured team id); the internal ``note`` records
+    who and when. False when the report does not exist or already has that team."""
+    changed = conn.execute(
+        text(
+            "UPDATE app.reports SET team = :team, updated_at = now(),"
+            " first_response_at = coalesce(first_response_at, now())"
+            " WHERE id = :id AND team IS DISTINCT FROM :team"
+        ),
+        {"id": report_id, "team": team},
+    ).rowcount
+    if changed:
+        _insert_update(conn, report_id, "internal", note, by, None)
+    return bool(changed)
+
+
 def hide_photo(conn: Connection, photo_id: int, by: Actor, hidden: bool = True) -> bool:
     """Hide (or show again) a photo; the file and record are kept for audit."""
     return bool(

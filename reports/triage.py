@@ -236,7 +236,7 @@ def _apply(service: Reports, request: Request, reference: str, form: Any) -> Non
             if team not in service.config.teams:
                 raise Invalid({"team": "Choose a team."}, 400)
             note = f"Assigned to {service.config.teams[team].name}."
-            queue.assign_team(conn, report.id, team, note, actor.name, who.user_id)
+            store.assign_team(conn, report.id, team, note, actor)
         elif action == "update":
             kind = str(form.get("kind") or "")
             if kind not in ("public", "internal"):
