@@ -1,11 +1,16 @@
 """Loading one layer: read a source in batches, sort them in spatial order, prepare each
 batch, stream the rows into a staging table with binary COPY, index it, then swap it in.
 
-Everything after the provenance record happens in one transaction, so readers see the
-old version or the new one, never half of one, and a refused, failed or killed load
-leaves the previous version serving. Preparing runs in a thread of its own, a few
-batches ahead of the COPY, so it overlaps PostgreSQL parsing and writing the rows
-(numpy, shapely, Arrow and psycopg2 release the GIL while they work).
+The staging table is filled and indexed in transactions of its own (its indexes from two
+connections at once), invisible to readers; one short transaction then swaps it in, so
+readers see the old version or the new one, never half of one, and a refused, failed or
+killed load leaves the previous version serving (its staging table is dropped then, or
+by the next load). The load's connection holds the layer's lock throughout.
+
+Preparing runs in a thread of its own, a few batches ahead of the COPY, so it overlaps
+PostgreSQL parsing and writing the rows (numpy, shapely, Arrow and psycopg2 release the
+GIL while they work). The database is reached through psycopg2 alone (an SQLAlchemy
+engine's pooled connections, or new ones), so `mapserver load` never imports SQLAlchemy.
 """
 
 import csv
@@ -20,17 +25,17 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from queue import Empty, Full, Queue
+from typing import TYPE_CHECKING
 
 import psycopg2
 import pyarrow as pa
 import shapely
-from sqlalchemy import text
-from sqlalchemy.engine import Connection, Engine, Row
-from sqlalchemy.exc import IntegrityError
+from psycopg2.extensions import connection as Connection
+from psycopg2.extensions import cursor as Cursor
 
 from layers.catalogue import Catalogue
 from layers.model import Layer, Source
@@ -52,6 +57,12 @@ from loaders.sources import (
     open_source,
 )
 from mapserver.errors import ServiceError
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Connection as SAConnection
+    from sqlalchemy.engine import Row
+
+    from mapserver.database import Connects
 
 Progress = Callable[[int, int | None], None]  # rows read so far, total rows when known
 MAX_REJECTS_KEPT = 100_000  # listed in the report; beyond this they are only counted
@@ -125,9 +136,19 @@ def _opened(
             yield local
 
 
-def live_versions(conn: Connection) -> dict[str, Row]:
+def live_versions(conn: "SAConnection") -> "dict[str, Row]":
     """Each loaded layer's live version: version, rows_loaded, finished_at."""
-    return {row.layer: row for row in conn.execute(text(sql.LIVE_VERSIONS))}
+    return {row.layer: row for row in conn.exec_driver_sql(sql.LIVE_VERSIONS)}
+
+
+@contextmanager
+def _connected(db: "Connects") -> Iterator[Connection]:
+    """A psycopg2 connection of ``db``, closed (or given back to its pool) after."""
+    raw = db.raw_connection()
+    try:
+        yield getattr(raw, "driver_connection", raw)  # SQLAlchemy's pool wraps it
+    finally:
+        raw.close()
 
 
 def default_run_by(how: str) -> str:
@@ -246,53 +267,73 @@ def _write_rejects(rejects: list[Reject], path: Path) -> Path:
     return path
 
 
-def _boundary(conn: Connection, layer: Layer, catalogue: Catalogue | None) -> bytes | None:
+def _boundary(cur: Cursor, layer: Layer, catalogue: Catalogue | None) -> bytes | None:
     """The council boundary (plus the layer's tolerance), when there is one to check."""
     if catalogue is None or layer.id == catalogue.council.boundary_layer:
         return None
     table = catalogue.layers[catalogue.council.boundary_layer].table_name
-    wkb = conn.execute(
-        text(sql.boundary(table)), {"srid": layer.srid, "tolerance": layer.boundary_tolerance_m}
-    ).scalar()
+    cur.execute(sql.boundary(table), {"srid": layer.srid, "tolerance": layer.boundary_tolerance_m})
+    wkb = cur.fetchone()[0]
     return bytes(wkb) if wkb is not None else None
 
 
 def _start_version(
-    engine: Engine, layer: Layer, local: LocalSource, crs_in: str, run_by: str
+    conn: Connection, layer: Layer, local: LocalSource, crs_in: str, run_by: str
 ) -> tuple[int, int]:
-    with engine.begin() as conn:
-        if not conn.execute(text(sql.TRY_LOCK_LAYER), {"layer": layer.id}).scalar():
+    """The load's provenance record, once ``conn`` holds the layer's lock (until
+    :func:`_unlock`). A killed load's record is marked, and its staging table dropped."""
+    with conn, conn.cursor() as cur:
+        cur.execute(sql.TRY_LOCK_LOAD, {"layer": layer.id})
+        if not cur.fetchone()[0]:
             raise ServiceError(f"Another load of layer {layer.id} is in progress; try later.")
-        conn.execute(text(sql.MARK_INTERRUPTED), {"layer": layer.id})
-        version_id, version = conn.execute(
-            text(sql.NEXT_VERSION),
+    with conn, conn.cursor() as cur:
+        cur.execute(sql.MARK_INTERRUPTED, {"layer": layer.id})
+        for (number,) in cur.fetchall():
+            cur.execute(sql.drop_table(f"{layer.table_name}__v{number}"))
+        cur.execute(
+            sql.NEXT_VERSION,
             {
-                "layer": layer.id, "source_uri": local.uri, "sha256": local.sha256,
+                "layer": layer.id, "source_uri": local.uri, "sha256": None,  # at the end
                 "crs_in": crs_in, "crs_out": layer.crs, "run_by": run_by,
             },
-        ).one()  # fmt: skip
+        )  # fmt: skip
+        version_id, version = cur.fetchone()
     return version_id, version
 
 
-def _unique_key(conn: Connection, layer: Layer, staging: str, tally: _Tally) -> None:
+def _sha256(local: LocalSource) -> str | None:
+    try:
+        return local.sha256
+    except OSError:  # the file went away: the failure says more than its digest would
+        return None
+
+
+def _unlock(conn: Connection, layer: Layer) -> None:
+    with suppress(psycopg2.Error):  # a connection lost has lost its lock too
+        conn.rollback()
+        with conn, conn.cursor() as cur:
+            cur.execute(sql.UNLOCK_LOAD, {"layer": layer.id})
+
+
+def _unique_key(cur: Cursor, layer: Layer, staging: str, tally: _Tally) -> None:
     """A unique index on the key; only when that fails, find and reject the duplicates
     (rare, and a window query over every row costs more than the index)."""
     if not layer.key:
         return
+    cur.execute("SAVEPOINT unique_key")
     try:
-        with conn.begin_nested():
-            conn.execute(text(sql.unique_index(staging, layer.key)))
+        cur.execute(sql.unique_index(staging, layer.key))
         return
-    except IntegrityError:
-        pass
-    duplicates = conn.execute(text(sql.remove_duplicates(staging, layer.id_field, layer.key)))
+    except psycopg2.IntegrityError:
+        cur.execute("ROLLBACK TO SAVEPOINT unique_key")
+    cur.execute(sql.remove_duplicates(staging, layer.id_field, layer.key))
     rejects = [
-        Reject(row.fid, layer.key, row.key, f"duplicate {layer.key} (first at row {row.first})")
-        for row in duplicates
+        Reject(fid, layer.key, key, f"duplicate {layer.key} (first at row {first})")
+        for fid, key, first in cur.fetchall()
     ]
     tally.written -= len(rejects)
     tally.add_rejects(rejects)
-    conn.execute(text(sql.unique_index(staging, layer.key)))
+    cur.execute(sql.unique_index(staging, layer.key))
 
 
 def _index_fields(layer: Layer, catalogue: Catalogue | None) -> list[str]:
@@ -313,77 +354,106 @@ def _retired(layer: Layer) -> str:
     return f"{layer.table_name}__retired"
 
 
-def _swap_in(conn: Connection, layer: Layer, staging: str) -> None:
+def _swap_in(cur: Cursor, layer: Layer, staging: str) -> None:
     previous = f"{layer.table_name}__previous"
     for statement in sql.swap(layer.table_name, staging, previous, _retired(layer)):
-        conn.execute(text(statement))
-    conn.execute(text(sql.RETIRE_PREVIOUS), {"layer": layer.id})
-    conn.execute(text(sql.DEMOTE_LIVE), {"layer": layer.id})
-    _rebuild_gazetteer(conn, layer)
+        cur.execute(statement)
+    cur.execute(sql.RETIRE_PREVIOUS, {"layer": layer.id})
+    cur.execute(sql.DEMOTE_LIVE, {"layer": layer.id})
+    _rebuild_gazetteer(cur, layer)
 
 
-def backfill_gazetteer(engine: Engine, catalogue: Catalogue) -> None:
+def backfill_gazetteer(db: "Connects", catalogue: Catalogue) -> None:
     """Fill the search entries of layers loaded before they had any (an upgrade)."""
-    with engine.begin() as conn:
-        present = set(conn.execute(text("SELECT DISTINCT layer FROM app.gazetteer")).scalars())
-        loaded = live_versions(conn)  # an empty layer has no entries to add, at every start
+    with _connected(db) as conn, conn, conn.cursor() as cur:
+        cur.execute("SELECT DISTINCT layer FROM app.gazetteer")
+        present = {layer for (layer,) in cur.fetchall()}
+        cur.execute(sql.LIVE_VERSIONS)  # an empty layer has no entries to add, at every start
+        loaded = {layer for (layer, *_) in cur.fetchall()}
         for layer in catalogue.layers.values():
             if layer.gazetteer and layer.id not in present and layer.id in loaded:
-                _rebuild_gazetteer(conn, layer)
+                _rebuild_gazetteer(cur, layer)
 
 
-def _rebuild_gazetteer(conn: Connection, layer: Layer) -> None:
+def _rebuild_gazetteer(cur: Cursor, layer: Layer) -> None:
     """The search box follows the live version, in the same transaction."""
     if layer.gazetteer is None:
         return
-    conn.execute(text(sql.CLEAR_GAZETTEER), {"layer": layer.id})
+    cur.execute(sql.CLEAR_GAZETTEER, {"layer": layer.id})
     entry = layer.gazetteer
-    conn.execute(
-        text(sql.fill_gazetteer(layer.table_name, entry.field, entry.group)),
+    cur.execute(
+        sql.fill_gazetteer(layer.table_name, entry.field, entry.group),
         {"layer": layer.id, "kind": entry.kind},
     )
 
 
-def _drop_retired(engine: Engine, layer: Layer, catalogue: Catalogue | None) -> None:
+def _drop_retired(conn: Connection, layer: Layer, catalogue: Catalogue | None) -> None:
     """Drop the tables a swap parked (outside the swap, which then stays short)."""
     layers = [layer, *(_derived(layer, catalogue) if catalogue else [])]
-    with engine.begin() as conn:
+    with conn, conn.cursor() as cur:
         for each in layers:
-            conn.execute(text(sql.drop_table(_retired(each))))
+            cur.execute(sql.drop_table(_retired(each)))
 
 
-def _rebuild_derived(conn: Connection, parent: Layer, catalogue: Catalogue, run_by: str) -> None:
+def _gist_index(db: "Connects", staging: str) -> None:
+    with _connected(db) as conn, conn, conn.cursor() as cur:
+        cur.execute(sql.LOAD_SETTINGS[0])
+        cur.execute(sql.gist_index(staging))
+
+
+def _build_indexes(
+    db: "Connects", conn: Connection, layer: Layer, staging: str, fields: list[str], tally: _Tally
+) -> None:
+    """Every index of the committed staging table (invisible to readers), from two
+    connections at once: the GiST, the longest, on a second one; the id, the key (which
+    finds duplicates) and the fields on ``conn``."""
+    with ThreadPoolExecutor(1, thread_name_prefix="load-gist") as pool:
+        gist = pool.submit(_gist_index, db, staging)
+        with conn, conn.cursor() as cur:
+            for statement in sql.LOAD_SETTINGS:
+                cur.execute(statement)
+            cur.execute(sql.id_index(staging, layer.id_field))
+            _unique_key(cur, layer, staging, tally)
+            for statement in sql.field_indexes(staging, fields):
+                cur.execute(statement)
+        gist.result()
+
+
+def _rebuild_derived(cur: Cursor, parent: Layer, catalogue: Catalogue, run_by: str) -> None:
     """Derived layers follow their parent in the same transaction."""
     for layer in _derived(parent, catalogue):
         rule = layer.derived_from
         assert rule is not None
-        version_id, version = conn.execute(
-            text(sql.NEXT_VERSION),
+        cur.execute(
+            sql.NEXT_VERSION,
             {
                 "layer": layer.id, "source_uri": f"derived from {parent.id}", "sha256": None,
                 "crs_in": parent.crs, "crs_out": layer.crs, "run_by": run_by,
             },
-        ).one()  # fmt: skip
+        )  # fmt: skip
+        version_id, version = cur.fetchone()
         staging = f"{layer.table_name}__v{version}"
         columns = [layer.id_field, *(f.name for f in layer.fields)]
-        conn.execute(text(sql.drop_table(staging)))
+        cur.execute(sql.drop_table(staging))
         for statement in sql.derive(staging, parent.table_name, columns, rule.field):
-            conn.execute(text(statement), {"values": [str(v) for v in rule.values]})
+            cur.execute(statement, {"values": [str(v) for v in rule.values]})
         for statement in sql.build_indexes(staging, []):
-            conn.execute(text(statement))
-        rows = conn.execute(text(f"SELECT count(*) FROM {sql.qualified(staging)}")).scalar_one()
-        _swap_in(conn, layer, staging)
-        conn.execute(
-            text(sql.PROMOTE),
+            cur.execute(statement)
+        cur.execute(f"SELECT count(*) FROM {sql.qualified(staging)}")
+        (rows,) = cur.fetchone()
+        _swap_in(cur, layer, staging)
+        cur.execute(
+            sql.PROMOTE,
             {
                 "id": version_id, "rows_read": rows, "rows_loaded": rows, "rows_rejected": 0,
                 "rows_repaired": 0, "details": json.dumps({"derived_from": parent.id}),
+                "sha256": None,
             },
         )  # fmt: skip
 
 
 def load_layer(
-    engine: Engine,
+    db: "Connects",
     layer: Layer,
     location: str | Path | LocalSource,
     *,
@@ -399,7 +469,8 @@ def load_layer(
 ) -> LoadResult:
     """Load ``location`` (a path or URL) as the new live version of ``layer``, or change
     nothing and raise. With the ``catalogue``, features are checked against the council
-    boundary and derived layers are rebuilt."""
+    boundary and derived layers are rebuilt. ``db``: an SQLAlchemy engine, or a
+    :class:`mapserver.database.Direct`."""
     if layer.derived_from:
         raise ServiceError(f"Layer {layer.id} is derived from {layer.derived_from.layer}.")
     if layer.managed:
@@ -407,86 +478,125 @@ def load_layer(
     started = time.monotonic()
     source = source or layer.source or Source(path=str(location))
     ratio = layer.max_reject_ratio if max_reject_ratio is None else max_reject_ratio
-    with _opened(location, max_download_bytes, download_timeout) as local:
+    with (
+        _opened(location, max_download_bytes, download_timeout) as local,
+        _connected(db) as conn,
+    ):
         reader = open_reader(local.path, source, source_crs)
         check_columns(reader.columns, layer)
-        version_id, version = _start_version(engine, layer, local, reader.crs.to_string(), run_by)
-        tally = _Tally()
-        details: dict[str, object] = {"etag": local.etag, "last_modified": local.last_modified}
-        rejects_file = reports_dir / f"{layer.id}-v{version}-rejects.csv"
-        staging = f"{layer.table_name}__v{version}"
-        context: Future[Context] = Future()
-        chunks = _Ahead(_copy_chunks(reader, layer, context, tally, progress))
+        version_id, version = _start_version(conn, layer, local, reader.crs.to_string(), run_by)
         try:
-            _drop_retired(engine, layer, catalogue)
-            with engine.begin() as conn:
-                for statement in [sql.LOCK_LAYER, *sql.LOAD_SETTINGS]:
-                    conn.execute(text(statement), {"layer": layer.id})
-                boundary = _boundary(conn, layer, catalogue)
-                ctx = Context(layer, reader.crs, shapely.from_wkb(boundary) if boundary else None)
-                context.set_result(ctx)
-                conn.execute(text(sql.drop_table(staging)))
-                conn.execute(text(sql.create_staging(staging, layer)))
-                columns = [layer.id_field, *(f.name for f in layer.fields), "geom"]
-                stream = _CopyStream(chunks)
-                with conn.connection.driver_connection.cursor() as cursor:  # type: ignore[union-attr]
-                    try:
-                        cursor.copy_expert(sql.copy_into(staging, columns), stream, 1 << 20)
-                    except psycopg2.Error:
-                        if stream.error is not None:
-                            raise stream.error from None
-                        raise
-                    finally:
-                        chunks.close()
-                conn.execute(text(sql.primary_key(staging, layer.id_field)))
-                _unique_key(conn, layer, staging, tally)
-                tally.rejected = tally.read - tally.written
-                if not tally.read:
-                    raise ServiceError(f"{local.path.name} has no features; nothing was changed.")
-                if tally.rejected > ratio * tally.read or (tally.read and not tally.written):
-                    first = min(tally.rejects, key=lambda r: r.row)
-                    raise ServiceError(
-                        f"Layer {layer.id}: {tally.rejected} of {tally.read} rows rejected "
-                        f"(the limit is {ratio:.0%}); nothing was changed. First: row "
-                        f"{first.row}, {first.field}: {first.reason}.",
-                        hint=f"All rejects are listed in {rejects_file}.",
-                    )
-                for statement in sql.build_indexes(staging, _index_fields(layer, catalogue)):
-                    conn.execute(text(statement))
-                _swap_in(conn, layer, staging)
-                details |= {
-                    "transformation": ctx.transformation,
-                    "rejects_file": str(rejects_file) if tally.rejects else None,
-                    "rows_outside_boundary": tally.outside,
-                    "seconds": round(time.monotonic() - started, 2),
-                }
-                conn.execute(
-                    text(sql.PROMOTE),
-                    {
-                        "id": version_id, "rows_read": tally.read, "rows_loaded": tally.written,
-                        "rows_rejected": tally.rejected, "rows_repaired": tally.repaired,
-                        "details": json.dumps(details),
-                    },
-                )  # fmt: skip
-                if catalogue:
-                    _rebuild_derived(conn, layer, catalogue, run_by)
-        except BaseException as exc:
-            context.cancel()  # the reading thread may wait for it
-            chunks.close()
-            with engine.begin() as conn:
-                conn.execute(
-                    text(sql.FAIL_VERSION),
-                    {
-                        "id": version_id, "message": str(exc)[:2000] or type(exc).__name__,
-                        "rows_read": tally.read, "rows_rejected": tally.read - tally.written,
-                        "details": json.dumps(details),
-                    },
-                )  # fmt: skip
-            raise
+            return _load_version(
+                db, conn, layer, local, reader, catalogue, version_id, version,
+                started=started, reports_dir=reports_dir, run_by=run_by, ratio=ratio,
+                progress=progress,
+            )  # fmt: skip
         finally:
-            if tally.rejects:
-                _write_rejects(tally.rejects, rejects_file)
-        _drop_retired(engine, layer, catalogue)
+            _unlock(conn, layer)
+
+
+def _copy(cur: Cursor, staging: str, layer: Layer, chunks: "_Ahead") -> None:
+    columns = [layer.id_field, *(f.name for f in layer.fields), "geom"]
+    stream = _CopyStream(chunks)
+    try:
+        cur.copy_expert(sql.copy_into(staging, columns), stream, 1 << 20)
+    except psycopg2.Error:
+        if stream.error is not None:
+            raise stream.error from None
+        raise
+    finally:
+        chunks.close()
+
+
+def _load_version(
+    db: "Connects",
+    conn: Connection,
+    layer: Layer,
+    local: LocalSource,
+    reader: Reader,
+    catalogue: Catalogue | None,
+    version_id: int,
+    version: int,
+    *,
+    started: float,
+    reports_dir: Path,
+    run_by: str,
+    ratio: float,
+    progress: Progress,
+) -> LoadResult:
+    """Four steps, each a transaction on ``conn``: the rows copied into a staging table,
+    its indexes built, then the swap that makes it live (one short transaction), then
+    the tables it parked dropped. A failure or a kill before the swap changes nothing
+    readers see; the staging table is dropped then, or by the next load."""
+    tally = _Tally()
+    details: dict[str, object] = {"etag": local.etag, "last_modified": local.last_modified}
+    rejects_file = reports_dir / f"{layer.id}-v{version}-rejects.csv"
+    staging = f"{layer.table_name}__v{version}"
+    context: Future[Context] = Future()
+    chunks = _Ahead(_copy_chunks(reader, layer, context, tally, progress))
+    try:
+        _drop_retired(conn, layer, catalogue)
+        with conn, conn.cursor() as cur:
+            for statement in sql.LOAD_SETTINGS:
+                cur.execute(statement)
+            boundary = _boundary(cur, layer, catalogue)
+            ctx = Context(layer, reader.crs, shapely.from_wkb(boundary) if boundary else None)
+            context.set_result(ctx)
+            cur.execute(sql.drop_table(staging))
+            cur.execute(sql.create_staging(staging, layer))
+            _copy(cur, staging, layer, chunks)
+        if not tally.read:
+            raise ServiceError(f"{local.path.name} has no features; nothing was changed.")
+        _build_indexes(db, conn, layer, staging, _index_fields(layer, catalogue), tally)
+        tally.rejected = tally.read - tally.written
+        if tally.rejected > ratio * tally.read or not tally.written:
+            first = min(tally.rejects, key=lambda r: r.row)
+            raise ServiceError(
+                f"Layer {layer.id}: {tally.rejected} of {tally.read} rows rejected "
+                f"(the limit is {ratio:.0%}); nothing was changed. First: row "
+                f"{first.row}, {first.field}: {first.reason}.",
+                hint=f"All rejects are listed in {rejects_file}.",
+            )
+        with conn, conn.cursor() as cur:
+            cur.execute(sql.LOAD_SETTINGS[1])
+            cur.execute(sql.primary_key(staging))
+            cur.execute(sql.analyze(staging))
+            _swap_in(cur, layer, staging)
+            details |= {
+                "transformation": ctx.transformation,
+                "rejects_file": str(rejects_file) if tally.rejects else None,
+                "rows_outside_boundary": tally.outside,
+                "seconds": round(time.monotonic() - started, 2),
+            }
+            cur.execute(
+                sql.PROMOTE,
+                {
+                    "id": version_id, "rows_read": tally.read, "rows_loaded": tally.written,
+                    "rows_rejected": tally.rejected, "rows_repaired": tally.repaired,
+                    "details": json.dumps(details), "sha256": local.sha256,
+                },
+            )  # fmt: skip
+            if catalogue:
+                _rebuild_derived(cur, layer, catalogue, run_by)
+    except BaseException as exc:
+        context.cancel()  # the reading thread may wait for it
+        chunks.close()
+        # On a connection of its own: ``conn`` may be the one that failed.
+        with _connected(db) as other, other, other.cursor() as cur:
+            cur.execute(sql.drop_table(staging))
+            cur.execute(
+                sql.FAIL_VERSION,
+                {
+                    "id": version_id, "message": str(exc)[:2000] or type(exc).__name__,
+                    "rows_read": tally.read, "rows_rejected": tally.read - tally.written,
+                    "details": json.dumps(details), "sha256": _sha256(local),
+                },
+            )  # fmt: skip
+        raise
+    finally:
+        if tally.rejects:
+            _write_rejects(tally.rejects, rejects_file)
+    _drop_retired(conn, layer, catalogue)
     return LoadResult(
         layer=layer.id, version=version, rows_read=tally.read, rows_loaded=tally.written,
         rows_rejected=tally.rejected, rows_repaired=tally.repaired, rows_outside=tally.outside,
@@ -495,19 +605,21 @@ def load_layer(
     )  # fmt: skip
 
 
-def rollback_layer(engine: Engine, layer: Layer, catalogue: Catalogue | None = None) -> int:
+def rollback_layer(db: "Connects", layer: Layer, catalogue: Catalogue | None = None) -> int:
     """Make the previous version live again (and the live one previous): renames only.
     Derived layers are rebuilt from the version now live."""
-    with engine.begin() as conn:
-        conn.execute(text(sql.LOCK_LAYER), {"layer": layer.id})
-        previous = conn.execute(text(sql.PREVIOUS_ID), {"layer": layer.id}).scalar()
+    with _connected(db) as conn, conn, conn.cursor() as cur:
+        cur.execute(sql.LOCK_LAYER, {"layer": layer.id})
+        cur.execute(sql.PREVIOUS_ID, {"layer": layer.id})
+        previous = cur.fetchone()
         if previous is None:
             raise ServiceError(f"Layer {layer.id} has no previous version to roll back to.")
         for statement in sql.exchange(layer.table_name, f"{layer.table_name}__previous"):
-            conn.execute(text(statement))
-        conn.execute(text(sql.DEMOTE_LIVE), {"layer": layer.id})
-        version = conn.execute(text(sql.MAKE_LIVE), {"id": previous}).scalar_one()
-        _rebuild_gazetteer(conn, layer)
+            cur.execute(statement)
+        cur.execute(sql.DEMOTE_LIVE, {"layer": layer.id})
+        cur.execute(sql.MAKE_LIVE, {"id": previous[0]})
+        (version,) = cur.fetchone()
+        _rebuild_gazetteer(cur, layer)
         if catalogue:
-            _rebuild_derived(conn, layer, catalogue, default_run_by("mapserver rollback"))
+            _rebuild_derived(cur, layer, catalogue, default_run_by("mapserver rollback"))
         return version

@@ -92,7 +92,7 @@ def _refresh_one(
         return Outcome(layer.id, "failed", "the catalogue names no source")
     with engine.connect() as conn:
         check = conn.execute(text(LAST_CHECK), {"layer": layer.id}).one_or_none()
-        live = conn.execute(text(sql.LIVE_VERSION), {"layer": layer.id}).one_or_none()
+        live = conn.exec_driver_sql(sql.LIVE_VERSION, {"layer": layer.id}).one_or_none()
     if not forced and not _due(layer, check.checked_at if check else None, now):
         return Outcome(layer.id, "not due")
     record = {"layer": layer.id, "etag": None, "last_modified": None, "sha256": None}

@@ -3,9 +3,7 @@ Synthetic layers whose files are missing are generated first (deterministically)
 
 from collections.abc import Callable
 from pathlib import Path
-
-from sqlalchemy import text
-from sqlalchemy.engine import Engine
+from typing import TYPE_CHECKING
 
 from layers.catalogue import Catalogue
 from layers.model import Layer
@@ -13,6 +11,9 @@ from loaders import sql
 from loaders.pipeline import LoadResult, default_run_by, live_versions, load_layer
 from loaders.sources import is_url
 from mapserver.settings import PROJECT_DIR
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
 
 
 def source_path(location: str) -> str | Path:
@@ -44,7 +45,7 @@ def _generate_missing(catalogue: Catalogue, layers: list[Layer]) -> None:
 
 
 def load_missing_samples(
-    engine: Engine,
+    engine: "Engine",
     catalogue: Catalogue,
     reports_dir: Path,
     progress: Callable[[LoadResult], None] = lambda result: None,
@@ -54,7 +55,7 @@ def load_missing_samples(
     each layer once."""
     results = []
     with engine.connect() as lock:
-        lock.execute(text(sql.LOCK_SAMPLES))
+        lock.exec_driver_sql(sql.LOCK_SAMPLES)
         try:
             with engine.connect() as conn:
                 live = live_versions(conn)
@@ -74,6 +75,6 @@ def load_missing_samples(
                 progress(result)
                 results.append(result)
         finally:
-            lock.execute(text(sql.UNLOCK_SAMPLES))
+            lock.exec_driver_sql(sql.UNLOCK_SAMPLES)
             lock.commit()
     return results

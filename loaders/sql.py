@@ -1,14 +1,16 @@
 """Every SQL statement of the loaders. Identifiers come from the validated catalogue
-(lower-case, no quotes possible); values always go as parameters."""
-
-from sqlalchemy.dialects import postgresql
+(lower-case, no quotes possible); values always go as parameters, in psycopg2's
+``%(name)s`` form: the loaders talk to PostgreSQL through psycopg2 alone (SQLAlchemy
+callers pass them to ``exec_driver_sql``)."""
 
 from layers.model import Layer
-from layers.tables import COLUMN_TYPES, LAYER_SCHEMA
+from layers.tables import LAYER_SCHEMA, create_table
 
 # Serialises loads of one layer across processes (two workers starting, cron + a person).
-LOCK_LAYER = "SELECT pg_advisory_xact_lock(hashtext('mapserver.load.' || :layer))"
-TRY_LOCK_LAYER = "SELECT pg_try_advisory_xact_lock(hashtext('mapserver.load.' || :layer))"
+# A load holds it on its own connection from start to end, over several transactions.
+LOCK_LAYER = "SELECT pg_advisory_xact_lock(hashtext('mapserver.load.' || %(layer)s))"
+TRY_LOCK_LOAD = "SELECT pg_try_advisory_lock(hashtext('mapserver.load.' || %(layer)s))"
+UNLOCK_LOAD = "SELECT pg_advisory_unlock(hashtext('mapserver.load.' || %(layer)s))"
 LOCK_SAMPLES = "SELECT pg_advisory_lock(hashtext('mapserver.samples'))"
 UNLOCK_SAMPLES = "SELECT pg_advisory_unlock(hashtext('mapserver.samples'))"
 
@@ -16,15 +18,16 @@ UNLOCK_SAMPLES = "SELECT pg_advisory_unlock(hashtext('mapserver.samples'))"
 MARK_INTERRUPTED = """
 UPDATE app.layer_versions
 SET status = 'failed', finished_at = now(), message = 'interrupted: the load did not finish'
-WHERE layer = :layer AND status = 'loading'
+WHERE layer = %(layer)s AND status = 'loading'
+RETURNING version
 """
 
 NEXT_VERSION = """
 INSERT INTO app.layer_versions
     (layer, version, status, source_uri, sha256, crs_in, crs_out, run_by)
-SELECT :layer, coalesce(max(version), 0) + 1, 'loading', :source_uri, :sha256, :crs_in,
-       :crs_out, :run_by
-FROM app.layer_versions WHERE layer = :layer
+SELECT %(layer)s, coalesce(max(version), 0) + 1, 'loading', %(source_uri)s, %(sha256)s,
+       %(crs_in)s, %(crs_out)s, %(run_by)s
+FROM app.layer_versions WHERE layer = %(layer)s
 RETURNING id, version
 """
 
@@ -34,38 +37,41 @@ SELECT layer, version, rows_loaded, finished_at FROM app.layer_versions WHERE st
 
 LIVE_VERSION = """
 SELECT id, version, source_uri, sha256, details, finished_at
-FROM app.layer_versions WHERE layer = :layer AND status = 'live'
+FROM app.layer_versions WHERE layer = %(layer)s AND status = 'live'
 """
 
 HISTORY = """
 SELECT version, status, source_uri, rows_read, rows_loaded, rows_rejected, rows_repaired,
        crs_in, started_at, finished_at, run_by, message
-FROM app.layer_versions WHERE layer = :layer ORDER BY version DESC
+FROM app.layer_versions WHERE layer = %(layer)s ORDER BY version DESC
 """
 
 FAIL_VERSION = """
 UPDATE app.layer_versions
-SET status = 'failed', finished_at = now(), message = :message, rows_read = :rows_read,
-    rows_rejected = :rows_rejected, details = CAST(:details AS jsonb)
-WHERE id = :id
+SET status = 'failed', finished_at = now(), message = %(message)s, rows_read = %(rows_read)s,
+    rows_rejected = %(rows_rejected)s, details = CAST(%(details)s AS jsonb),
+    sha256 = coalesce(%(sha256)s, sha256)
+WHERE id = %(id)s
 """
 
 RETIRE_PREVIOUS = """
-UPDATE app.layer_versions SET status = 'retired' WHERE layer = :layer AND status = 'previous'
+UPDATE app.layer_versions SET status = 'retired'
+WHERE layer = %(layer)s AND status = 'previous'
 """
 DEMOTE_LIVE = """
-UPDATE app.layer_versions SET status = 'previous' WHERE layer = :layer AND status = 'live'
+UPDATE app.layer_versions SET status = 'previous' WHERE layer = %(layer)s AND status = 'live'
 """
 PROMOTE = """
 UPDATE app.layer_versions
-SET status = 'live', finished_at = now(), rows_read = :rows_read, rows_loaded = :rows_loaded,
-    rows_rejected = :rows_rejected, rows_repaired = :rows_repaired,
-    details = CAST(:details AS jsonb)
-WHERE id = :id
+SET status = 'live', finished_at = now(), rows_read = %(rows_read)s,
+    rows_loaded = %(rows_loaded)s, rows_rejected = %(rows_rejected)s,
+    rows_repaired = %(rows_repaired)s, details = CAST(%(details)s AS jsonb),
+    sha256 = coalesce(%(sha256)s, sha256)
+WHERE id = %(id)s
 """
 # Rollback: live and previous trade places (one row at a time: one live row per layer).
-PREVIOUS_ID = "SELECT id FROM app.layer_versions WHERE layer = :layer AND status = 'previous'"
-MAKE_LIVE = "UPDATE app.layer_versions SET status = 'live' WHERE id = :id RETURNING version"
+PREVIOUS_ID = "SELECT id FROM app.layer_versions WHERE layer = %(layer)s AND status = 'previous'"
+MAKE_LIVE = "UPDATE app.layer_versions SET status = 'live' WHERE id = %(id)s RETURNING version"
 
 
 def qualified(table: str) -> str:
@@ -73,17 +79,23 @@ def qualified(table: str) -> str:
 
 
 def create_staging(table: str, layer: Layer) -> str:
-    """The layer's table (as layers.tables.layer_table, without GeoAlchemy2's import) with
-    no primary key yet: added after the COPY, as a sort, not row by row."""
-    dialect = postgresql.dialect()
-    fields = [f'"{f.name}" {COLUMN_TYPES[f.type]().compile(dialect=dialect)}' for f in layer.fields]
-    columns = ", ".join([f'"{layer.id_field}" bigint NOT NULL', *fields])
-    geometry = f"geometry({layer.geometry.upper()}, {layer.srid})"
-    return f"CREATE TABLE {qualified(table)} ({columns}, geom {geometry} NOT NULL)"
+    """The layer's table with no primary key yet: added after the COPY, as a sort, not
+    row by row."""
+    return create_table(layer, table, primary_key=False)
 
 
-def primary_key(table: str, id_field: str) -> str:
-    return f'ALTER TABLE {qualified(table)} ADD PRIMARY KEY ("{id_field}")'
+def id_index(table: str, id_field: str) -> str:
+    """The primary key's index, built as any other (beside the GiST: a primary key made
+    by ALTER TABLE would lock the table against it)."""
+    return f'CREATE UNIQUE INDEX "{table}_pkey" ON {qualified(table)} ("{id_field}")'
+
+
+def primary_key(table: str) -> str:
+    """The id index becomes the primary key: no scan, the id column is NOT NULL."""
+    return (
+        f'ALTER TABLE {qualified(table)} ADD CONSTRAINT "{table}_pkey"'
+        f' PRIMARY KEY USING INDEX "{table}_pkey"'
+    )
 
 
 def copy_into(table: str, columns: list[str]) -> str:
@@ -94,8 +106,8 @@ def copy_into(table: str, columns: list[str]) -> str:
 def boundary(table: str) -> str:
     """The council boundary in a layer's CRS, grown by a tolerance in metres."""
     return (
-        f"SELECT ST_AsBinary(ST_Buffer(ST_Transform(ST_Union(geom), :srid), :tolerance))"
-        f" FROM {qualified(table)}"
+        "SELECT ST_AsBinary(ST_Buffer(ST_Transform(ST_Union(geom), %(srid)s),"
+        f" %(tolerance)s)) FROM {qualified(table)}"
     )
 
 
@@ -117,21 +129,32 @@ def unique_index(table: str, key: str) -> str:
     return f'CREATE UNIQUE INDEX "{table}_key" ON {qualified(table)} ("{key}")'
 
 
+def gist_index(table: str) -> str:
+    return f'CREATE INDEX "{table}_geom_idx" ON {qualified(table)} USING gist (geom)'
+
+
+def field_indexes(table: str, fields: list[str]) -> list[str]:
+    # Short names: a table name plus a field name may pass PostgreSQL's 63 characters.
+    return [
+        f'CREATE INDEX "{table}_i{number}" ON {qualified(table)} ("{name}")'
+        for number, name in enumerate(fields)
+    ]
+
+
+def analyze(table: str) -> str:
+    return f"ANALYZE {qualified(table)}"
+
+
 def build_indexes(table: str, fields: list[str]) -> list[str]:
     """After the bulk copy, where they are cheaper to build; the primary key covers the id."""
-    statements = [f'CREATE INDEX "{table}_geom_idx" ON {qualified(table)} USING gist (geom)']
-    for number, name in enumerate(fields):
-        # Short names: a table name plus a field name may pass PostgreSQL's 63 characters.
-        statements.append(f'CREATE INDEX "{table}_i{number}" ON {qualified(table)} ("{name}")')
-    statements.append(f"ANALYZE {qualified(table)}")
-    return statements
+    return [gist_index(table), *field_indexes(table, fields), analyze(table)]
 
 
 def derive(target: str, parent: str, columns: list[str], field: str) -> list[str]:
     names = ", ".join(f'"{c}"' for c in columns)
     return [
         f"CREATE TABLE {qualified(target)} AS SELECT {names}, geom FROM {qualified(parent)}"
-        f' WHERE "{field}"::text = ANY(CAST(:values AS text[]))',
+        f' WHERE "{field}"::text = ANY(CAST(%(values)s AS text[]))',
         f'ALTER TABLE {qualified(target)} ADD PRIMARY KEY ("{columns[0]}")',
         f"ALTER TABLE {qualified(target)} ALTER COLUMN geom SET NOT NULL",
     ]
@@ -141,8 +164,8 @@ def drop_table(table: str) -> str:
     return f"DROP TABLE IF EXISTS {qualified(table)}"
 
 
-# For the load's own transaction: index builds sort in memory, and the commit does not
-# wait for the disk (a crash just after it loses this load, never the previous version).
+# For the load's own transactions: index builds sort in memory, and commits do not wait
+# for the disk (a crash just after one loses this load, never the previous version).
 LOAD_SETTINGS = [
     "SET LOCAL maintenance_work_mem = '512MB'",
     "SET LOCAL synchronous_commit = off",
@@ -171,7 +194,7 @@ def exchange(live: str, previous: str) -> list[str]:
     ]
 
 
-CLEAR_GAZETTEER = "DELETE FROM app.gazetteer WHERE layer = :layer"
+CLEAR_GAZETTEER = "DELETE FROM app.gazetteer WHERE layer = %(layer)s"
 
 
 def fill_gazetteer(table: str, field: str, group: bool) -> str:
@@ -181,14 +204,15 @@ def fill_gazetteer(table: str, field: str, group: bool) -> str:
     if group:
         return (
             "INSERT INTO app.gazetteer (layer, label, kind, geom, bbox)"
-            f' SELECT :layer, "{field}"::text, :kind,'
+            f' SELECT %(layer)s, "{field}"::text, %(kind)s,'
             " ST_Transform(ST_PointOnSurface(ST_Collect(geom)), 4326),"
             " ST_Transform(ST_Envelope(ST_Collect(geom)), 4326)"
             f' FROM {qualified(table)} WHERE {named} GROUP BY "{field}"'
         )
     return (
         "INSERT INTO app.gazetteer (layer, label, kind, geom, bbox)"
-        f' SELECT :layer, "{field}"::text, :kind, ST_Transform(ST_PointOnSurface(geom), 4326),'
+        f' SELECT %(layer)s, "{field}"::text, %(kind)s,'
+        " ST_Transform(ST_PointOnSurface(geom), 4326),"
         " ST_Transform(ST_Envelope(geom), 4326)"
         f" FROM {qualified(table)} WHERE {named}"
     )

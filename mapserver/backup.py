@@ -270,7 +270,7 @@ def restore_backup(settings: Settings, backup: Path, url: str, replace: bool = F
         _replace_tree(backup / name_in_backup, target)
     engine = make_engine(url, settings)
     try:
-        migrate(engine)  # a backup from an older version: bring it up to this code
+        migrate(engine, lambda: engine)  # a backup from an older version: bring it up to this code
     finally:
         engine.dispose()
     event("backup restored", backup=str(backup), created=manifest["created"])

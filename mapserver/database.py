@@ -2,27 +2,104 @@
 
 PostGIS pays 35-90 ms of PROJ set-up on the first transform in each new connection,
 so connections are pooled and kept (recycled every ``pool_recycle`` seconds).
+
+SQLAlchemy is imported only when an engine is made: the start-up checks and the loaders
+talk through psycopg2 (:class:`Connects`), so `mapserver load` spares its tenth of a
+second.
 """
 
 import hashlib
 import re
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+from urllib.parse import urlsplit
 
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import Engine, make_url
-from sqlalchemy.exc import ArgumentError, DBAPIError
+import psycopg2
 
 from mapserver.cluster import PrivateCluster
 from mapserver.errors import ServiceError
 from mapserver.settings import Settings
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
 
 APP_SCHEMA = "app"
 LAYER_SCHEMA = "layers"
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 REVISION = re.compile(r"""^revision\s*=\s*["'](\w+)["']\s*$""", re.M)
 DOWN_REVISION = re.compile(r"""^down_revision\s*=\s*(?:["'](\w+)["']|None)\s*$""", re.M)
+URL_FORM = "Use the form postgresql://user:password@host:5432/database"
+CONNECT_ARGS = {"connect_timeout": 5, "application_name": "mapserver"}
+
+
+class Connects(Protocol):
+    """What hands out DB-API (psycopg2) connections, closed by the caller: an SQLAlchemy
+    engine (from its pool), or a :class:`Direct`."""
+
+    def raw_connection(self) -> Any: ...
+
+
+class Direct:
+    """psycopg2 connections to ``url``, each kept once given back for the next to ask: a
+    small pool for a process that needs a few (the start-up, a load), where importing
+    SQLAlchemy would cost more than they do."""
+
+    def __init__(self, url: str) -> None:
+        self.dsn = libpq_url(url)
+        self._idle: list[Any] = []
+        self._lock = threading.Lock()
+
+    def raw_connection(self) -> "_Lent":
+        with self._lock:
+            conn = self._idle.pop() if self._idle else None
+        return _Lent(conn or psycopg2.connect(self.dsn, **CONNECT_ARGS), self)
+
+    def give_back(self, conn: Any) -> None:
+        try:
+            conn.rollback()
+        except psycopg2.Error:
+            conn.close()
+            return
+        with self._lock:
+            self._idle.append(conn)
+
+    def close(self) -> None:
+        with self._lock:
+            idle, self._idle = self._idle, []
+        for conn in idle:
+            conn.close()
+
+
+class _Lent:
+    """A connection of a :class:`Direct`: ``close()`` gives it back (as SQLAlchemy's pool
+    does); everything else is the psycopg2 connection's."""
+
+    def __init__(self, conn: Any, owner: Direct) -> None:
+        self.driver_connection = conn
+        self._owner = owner
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.driver_connection, name)
+
+    def close(self) -> None:
+        if not self.driver_connection.closed:
+            self._owner.give_back(self.driver_connection)
+
+
+def libpq_url(url: str) -> str:
+    """``url`` as libpq takes it (without SQLAlchemy's ``+driver``), or a clear error."""
+    scheme = urlsplit(url).scheme
+    if not scheme or "://" not in url:
+        raise ServiceError(f"DATABASE_URL is not a database URL: {url!r}", hint=URL_FORM)
+    backend = scheme.partition("+")[0]
+    if backend not in ("postgresql", "postgres"):
+        raise ServiceError(
+            f"DATABASE_URL must point at PostgreSQL, not {backend!r}.", hint=URL_FORM
+        )
+    return "postgresql" + url[len(scheme) :]
 
 
 def private_cluster(settings: Settings) -> PrivateCluster:
@@ -31,18 +108,19 @@ def private_cluster(settings: Settings) -> PrivateCluster:
     )
 
 
-def make_engine(url: str, settings: Settings) -> Engine:
+def make_engine(url: str, settings: Settings) -> "Engine":
+    from sqlalchemy import create_engine
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
     try:
         parsed = make_url(url)
     except ArgumentError as exc:
-        raise ServiceError(
-            f"DATABASE_URL is not a database URL: {exc}",
-            hint="Use the form postgresql://user:password@host:5432/database",
-        ) from None
+        raise ServiceError(f"DATABASE_URL is not a database URL: {exc}", hint=URL_FORM) from None
     if parsed.get_backend_name() not in ("postgresql", "postgres"):
         raise ServiceError(
             f"DATABASE_URL must point at PostgreSQL, not {parsed.get_backend_name()!r}.",
-            hint="Use the form postgresql://user:password@host:5432/database",
+            hint=URL_FORM,
         )
     parsed = parsed.set(drivername="postgresql+psycopg2")
     return create_engine(
@@ -51,18 +129,19 @@ def make_engine(url: str, settings: Settings) -> Engine:
         max_overflow=settings.max_overflow,
         pool_recycle=settings.pool_recycle,
         pool_pre_ping=True,
-        connect_args={"connect_timeout": 5, "application_name": "mapserver"},
+        connect_args=CONNECT_ARGS,
     )
 
 
-def check_connection(engine: Engine) -> None:
-    """Fail with one clear message when the database does not answer."""
-    target = engine.url.render_as_string(hide_password=True)
+def check_connection(db: Direct) -> None:
+    """Fail with one clear message when the database does not answer (the connection
+    made is kept for what follows)."""
     try:
-        with engine.connect() as conn:
-            conn.execute(text("SELECT 1"))
-    except DBAPIError as exc:
-        reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
+        db.raw_connection().close()
+    except psycopg2.Error as exc:
+        parts = urlsplit(db.dsn)
+        target = f"{parts.hostname or 'localhost'}:{parts.port or 5432}{parts.path}"
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ServiceError(
             f"Cannot connect to the database at {target}: {reason}",
             hint="Check that the server is running and DATABASE_URL is right, or unset "
@@ -84,28 +163,36 @@ def _heads() -> set[str] | None:
     return (revisions - parents) or None
 
 
-def _at_head(engine: Engine) -> bool:
+def _at_head(db: Connects) -> bool:
     heads = _heads()
     if heads is None:
         return False
-    with engine.connect() as conn:
-        if conn.execute(text(f"SELECT to_regclass('{APP_SCHEMA}.alembic_version')")).scalar():
-            current = conn.execute(text(f"SELECT version_num FROM {APP_SCHEMA}.alembic_version"))
-            return set(current.scalars()) == heads
-    return False
+    conn = db.raw_connection()
+    try:
+        with conn.cursor() as cursor:
+            cursor.execute(f"SELECT to_regclass('{APP_SCHEMA}.alembic_version')")
+            if cursor.fetchone()[0] is None:
+                return False
+            cursor.execute(f"SELECT version_num FROM {APP_SCHEMA}.alembic_version")
+            return {version for (version,) in cursor.fetchall()} == heads
+    finally:
+        conn.close()
 
 
-def migrate(engine: Engine) -> None:
-    """Bring the app schema to the newest migration (extensions, schemas, app tables)."""
-    if _at_head(engine):
+def migrate(db: Connects, engine: "Callable[[], Engine]") -> None:
+    """Bring the app schema to the newest migration (extensions, schemas, app tables);
+    an ``engine()`` is made only when there is something to do."""
+    if _at_head(db):
         return
     from alembic import command  # a tenth of a second: only when migrating
     from alembic.config import Config
+    from sqlalchemy import text
+    from sqlalchemy.exc import DBAPIError
 
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
     try:
-        with engine.begin() as conn:
+        with engine().begin() as conn:
             # Several app processes or hosts may start at once: one migrates, the others wait.
             conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": lock_key("migrate")})
             config.attributes["connection"] = conn
@@ -125,10 +212,12 @@ def lock_key(name: str) -> int:
 
 
 @contextmanager
-def try_lock(engine: Engine, name: str) -> Iterator[bool]:
+def try_lock(engine: "Engine", name: str) -> Iterator[bool]:
     """Hold the advisory lock ``name`` on the primary while the block runs, if no other
     session holds it (yields False then). A process that dies releases it with its
     connection."""
+    from sqlalchemy import text
+
     with engine.connect() as conn:
         key = lock_key(name)
         got = conn.execute(text("SELECT pg_try_advisory_lock(:key)"), {"key": key}).scalar_one()
@@ -148,15 +237,19 @@ def migration_heads() -> set[str]:
     return set(ScriptDirectory(str(MIGRATIONS_DIR)).get_heads())
 
 
-def schema_revisions(engine: Engine) -> set[str]:
+def schema_revisions(engine: "Engine") -> set[str]:
     """The revision(s) the database is at (empty before the first migration)."""
+    from sqlalchemy import text
+
     with engine.connect() as conn:
         if conn.execute(text("SELECT to_regclass('app.alembic_version')")).scalar() is None:
             return set()
         return set(conn.execute(text("SELECT version_num FROM app.alembic_version")).scalars())
 
 
-def server_versions(engine: Engine) -> dict[str, str]:
+def server_versions(engine: "Engine") -> dict[str, str]:
+    from sqlalchemy import text
+
     with engine.connect() as conn:
         row = conn.execute(
             text(

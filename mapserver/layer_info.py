@@ -28,7 +28,7 @@ def layer_info(request: Request, layer_id: str) -> JSONResponse:
     if layer is None or not who.has("staff"):
         return _not_found(layer_id)  # 404 for everyone else: nothing leaks
     with request.app.state.engine.connect() as conn:
-        versions = conn.execute(text(loader_sql.HISTORY), {"layer": layer_id}).mappings().all()
+        versions = conn.exec_driver_sql(loader_sql.HISTORY, {"layer": layer_id}).mappings().all()
         check = conn.execute(text(LAST_CHECK), {"layer": layer_id}).mappings().one_or_none()
     history: list[dict[str, Any]] = [
         {k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in row.items()}
