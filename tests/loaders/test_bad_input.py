@@ -271,3 +271,31 @@ def test_killed_load_leaves_the_previous_version(runtime, database_url, scalar, 
         f"SELECT message FROM app.layer_versions WHERE layer = '{layer}' AND version = :v",
         v=started + 1,
     ).startswith("interrupted")
+
+
+def test_staging_table_of_a_killed_load_is_dropped_by_the_next(
+    runtime, libraries, scalar, tmp_path
+):
+    """A load killed after its staging table was committed (while indexing) leaves that
+    table, not served: the next load marks the version interrupted and drops it."""
+    killed = scalar("SELECT max(version) + 1 FROM app.layer_versions WHERE layer = 'libraries'")
+    staging = f"layers.libraries__v{killed}"
+    with runtime.engine.begin() as conn:
+        conn.exec_driver_sql(
+            "INSERT INTO app.layer_versions (layer, version, status, source_uri, crs_out, run_by)"
+            " VALUES ('libraries', %(v)s, 'loading', 'killed', 'EPSG:27700', 'test')",
+            {"v": killed},
+        )
+        conn.exec_driver_sql(f"CREATE TABLE {staging} AS SELECT * FROM layers.libraries")
+    result = load(runtime, libraries, source_path(libraries.source.path), tmp_path)
+    assert result.version == killed + 1
+    assert scalar(f"SELECT to_regclass('{staging}') IS NULL")
+    assert scalar(
+        "SELECT status || ': ' || message FROM app.layer_versions"
+        " WHERE layer = 'libraries' AND version = :v",
+        v=killed,
+    ).startswith("failed: interrupted")
+    assert not scalar(
+        "SELECT count(*) FROM pg_tables"
+        " WHERE schemaname = 'layers' AND tablename LIKE 'libraries__v%'"
+    )
