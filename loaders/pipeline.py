@@ -391,13 +391,15 @@ def _drop_retired(conn: Connection, layer: Layer, catalogue: Catalogue | None) -
     """Drop the tables a swap parked (outside the swap, which then stays short)."""
     layers = [layer, *(_derived(layer, catalogue) if catalogue else [])]
     with conn, conn.cursor() as cur:
+        cur.execute(sql.NO_WAIT_COMMIT)  # a drop lost in a crash is done by the next load
         for each in layers:
             cur.execute(sql.drop_table(_retired(each)))
 
 
 def _gist_index(db: "Connects", staging: str) -> None:
     with _connected(db) as conn, conn, conn.cursor() as cur:
-        cur.execute(sql.LOAD_SETTINGS[0])
+        for statement in sql.LOAD_SETTINGS:
+            cur.execute(statement)
         cur.execute(sql.gist_index(staging))
 
 
@@ -558,7 +560,7 @@ def _load_version(
                 hint=f"All rejects are listed in {rejects_file}.",
             )
         with conn, conn.cursor() as cur:
-            cur.execute(sql.LOAD_SETTINGS[1])
+            cur.execute(sql.NO_WAIT_COMMIT)
             cur.execute(sql.primary_key(staging))
             cur.execute(sql.analyze(staging))
             _swap_in(cur, layer, staging)

@@ -166,10 +166,9 @@ def drop_table(table: str) -> str:
 
 # For the load's own transactions: index builds sort in memory, and commits do not wait
 # for the disk (a crash just after one loses this load, never the previous version).
-LOAD_SETTINGS = [
-    "SET LOCAL maintenance_work_mem = '512MB'",
-    "SET LOCAL synchronous_commit = off",
-]
+INDEX_MEMORY = "SET LOCAL maintenance_work_mem = '512MB'"
+NO_WAIT_COMMIT = "SET LOCAL synchronous_commit = off"
+LOAD_SETTINGS = [INDEX_MEMORY, NO_WAIT_COMMIT]
 
 
 def swap(live: str, staging: str, previous: str, retired: str) -> list[str]:
