@@ -562,7 +562,8 @@ def _load_version(
         with conn, conn.cursor() as cur:
             cur.execute(sql.NO_WAIT_COMMIT)
             cur.execute(sql.primary_key(staging))
-            cur.execute(sql.analyze(staging))
+            for statement in sql.analyze(staging):
+                cur.execute(statement)
             _swap_in(cur, layer, staging)
             details |= {
                 "transformation": ctx.transformation,
