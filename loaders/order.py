@@ -3,24 +3,27 @@ its bounding box) sorts the rows before COPY, so the table stores neighbours on 
 pages. A vector tile or a bbox query then reads a few pages instead of one per feature
 (the densest z14 tile of a million points: 7.6 ms down to 1.4 ms).
 
-The sort holds a window of rows in memory (up to ``WINDOW_ROWS`` rows or
-``WINDOW_COORDINATES`` vertices: a load of a million points peaks at 690 MB in all); a
-bigger source is sorted one window at a time, which still keeps most neighbours together.
-The price is paid at load time: the source is read whole before the first row is sent,
-and the indexes on the id and the key are built from shuffled values (on a million
-points the unique index on a text key took 1.0-2.0 s instead of 0.5 s).
+What is sorted are prepared rows (typed, checked, geometry as WKB: see loaders.prepare),
+so preparing overlaps reading the source. The sort holds a window of them in memory (up
+to ``WINDOW_ROWS`` rows or ``WINDOW_BYTES``); a bigger source is sorted one window at a
+time, which still keeps most neighbours together. The price is paid at load time: the
+source is read whole before the first row is sent, and the indexes on the id and the
+key are built from shuffled values (on a million points the unique index on a text key
+took 1.0-2.0 s instead of 0.5 s).
 """
 
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
 import shapely
 
-from loaders.read import Batch
+if TYPE_CHECKING:
+    from loaders.prepare import PreparedBatch
 
 WINDOW_ROWS = 2_000_000
-WINDOW_COORDINATES = 32_000_000
+WINDOW_BYTES = 512 << 20
 HILBERT_ORDER = 16  # a 65,536 x 65,536 grid over the window's extent
 BATCH_ROWS = 20_000  # sorted batches: small, so that the first COPY starts early
 
@@ -28,10 +31,20 @@ BATCH_ROWS = 20_000  # sorted batches: small, so that the first COPY starts earl
 def hilbert_keys(geoms: np.ndarray, order: int = HILBERT_ORDER) -> np.ndarray:
     """Each geometry's distance along a Hilbert curve over their extent; missing or empty
     geometries (rejected later) sort last."""
+    return hilbert_keys_of(centres(geoms), order)
+
+
+def centres(geoms: np.ndarray) -> np.ndarray:
+    """The centre of each geometry's bounding box (NaN where missing or empty), n x 2."""
     bounds = shapely.bounds(geoms)
-    x, y = (bounds[:, 0] + bounds[:, 2]) / 2, (bounds[:, 1] + bounds[:, 3]) / 2
+    return np.stack([(bounds[:, 0] + bounds[:, 2]) / 2, (bounds[:, 1] + bounds[:, 3]) / 2], 1)
+
+
+def hilbert_keys_of(xy: np.ndarray, order: int = HILBERT_ORDER) -> np.ndarray:
+    """Each point's distance along a Hilbert curve over their extent; NaN ones last."""
+    x, y = xy[:, 0], xy[:, 1]
     present = np.isfinite(x) & np.isfinite(y)
-    keys = np.full(len(geoms), np.iinfo(np.int64).max, dtype=np.int64)
+    keys = np.full(len(xy), np.iinfo(np.int64).max, dtype=np.int64)
     if not present.any():
         return keys
     side = (1 << order) - 1
@@ -72,31 +85,26 @@ def _hilbert(x: np.ndarray, y: np.ndarray, order: int) -> np.ndarray:
     return distance.astype(np.int64)
 
 
-def _sorted(window: list[Batch]) -> Iterator[Batch]:
-    columns = pa.concat_tables([b.columns for b in window]).combine_chunks()  # one take each
-    geoms = np.concatenate([b.geometry for b in window])
-    rows = np.concatenate([b.rows for b in window])
-    wkb = pa.concat_arrays([b.wkb for b in window]) if window[0].wkb is not None else None
+def _sorted(window: "list[PreparedBatch]") -> Iterator[pa.Table]:
+    table = pa.concat_tables([b.table for b in window]).combine_chunks()  # one take each
+    xy = np.concatenate([b.centres for b in window])
     window.clear()
-    order = np.argsort(hilbert_keys(geoms), kind="stable")
+    order = np.argsort(hilbert_keys_of(xy), kind="stable")
     for start in range(0, len(order), BATCH_ROWS):
-        take = order[start : start + BATCH_ROWS]
-        yield Batch(
-            columns.take(take), geoms[take], rows[take], None if wkb is None else wkb.take(take)
-        )
+        yield table.take(order[start : start + BATCH_ROWS])
 
 
-def spatially_ordered(batches: Iterator[Batch], columns: list[str]) -> Iterator[Batch]:
-    """The same rows with only ``columns``, sorted along the Hilbert curve one window at a
-    time (the columns no field reads, such as a CSV's coordinates, are not sorted)."""
-    window: list[Batch] = []
-    rows = coordinates = 0
+def spatially_ordered(batches: "Iterator[PreparedBatch]") -> Iterator[pa.Table]:
+    """The prepared rows, sorted along the Hilbert curve one window at a time, in tables
+    of ``BATCH_ROWS``."""
+    window: list[PreparedBatch] = []
+    rows = size = 0
     for batch in batches:
-        window.append(Batch(batch.columns.select(columns), batch.geometry, batch.rows, batch.wkb))
-        rows += len(batch.rows)
-        coordinates += int(shapely.get_num_coordinates(batch.geometry).sum())
-        if rows >= WINDOW_ROWS or coordinates >= WINDOW_COORDINATES:
+        window.append(batch)
+        rows += batch.table.num_rows
+        size += batch.table.nbytes
+        if rows >= WINDOW_ROWS or size >= WINDOW_BYTES:
             yield from _sorted(window)
-            rows = coordinates = 0
+            rows = size = 0
     if window:
         yield from _sorted(window)

@@ -32,7 +32,6 @@ from queue import Empty, Full, Queue
 from typing import TYPE_CHECKING
 
 import psycopg2
-import pyarrow as pa
 import shapely
 from psycopg2.extensions import connection as Connection
 from psycopg2.extensions import cursor as Cursor
@@ -155,24 +154,32 @@ def default_run_by(how: str) -> str:
     return f"{getpass.getuser()}@{socket.gethostname()} ({how})"
 
 
-def _prepare_encode(
-    batch: Batch, contexts: "Queue[Context]"
-) -> tuple[int, PreparedBatch, pa.Buffer]:
+def _prepare(batch: Batch, contexts: "Queue[Context]") -> tuple[int, PreparedBatch]:
     ctx = contexts.get()  # one per thread: a prepared GEOS geometry is not thread-safe
     try:
-        prepared = prepare_batch(batch, ctx)
+        return len(batch.rows), prepare_batch(batch, ctx)
     finally:
         contexts.put(ctx)
-    return len(batch.rows), prepared, pgbinary.encode(prepared.table)
+
+
+def _in_order(pool: ThreadPoolExecutor, work: Callable, items: Iterator, ahead: int) -> Iterator:
+    """``work(item)`` for each item on the ``pool``, up to ``ahead`` at once, in order."""
+    pending: deque[Future] = deque()
+    for item in items:
+        pending.append(pool.submit(work, item))
+        if len(pending) > ahead:
+            yield pending.popleft().result()
+    while pending:
+        yield pending.popleft().result()
 
 
 def _copy_chunks(
     reader: Reader, layer: Layer, context: "Future[Context]", tally: _Tally, progress: Progress
 ) -> Iterator[memoryview]:
-    """The COPY data: the source read and sorted while the database gets ready (which
-    settles the ``context``), then batches prepared by ``WORKERS`` threads, in order."""
-    sources = list(dict.fromkeys(f.source_name for f in layer.fields))
-    batches = spatially_ordered(reader.batches, sources)
+    """The COPY data: source batches prepared by ``WORKERS`` threads as they are read
+    (once the database settled the ``context``: the boundary), sorted in spatial order,
+    then encoded by the same threads, in order."""
+    batches = reader.batches
     first = next(batches, None)
     if first is not None:
         check_coordinates(first.geometry, reader.crs, layer.id)
@@ -181,21 +188,23 @@ def _copy_chunks(
     ctx = context.result()
     for number in range(WORKERS):
         contexts.put(ctx if number == 0 else ctx.for_another_thread())
+
+    def counted(results: Iterator[tuple[int, PreparedBatch]]) -> Iterator[PreparedBatch]:
+        for rows, prepared in results:
+            tally.read += rows
+            tally.written += prepared.table.num_rows
+            tally.repaired += prepared.repaired
+            tally.outside += prepared.outside
+            tally.add_rejects(prepared.rejects)
+            progress(tally.read, reader.total)
+            yield prepared
+
     yield memoryview(pgbinary.HEADER)
     with ThreadPoolExecutor(WORKERS, thread_name_prefix="load-prepare") as pool:
-        pending: deque[Future] = deque()
-        for batch in itertools.chain(batches, [None]):
-            if batch is not None:
-                pending.append(pool.submit(_prepare_encode, batch, contexts))
-            while pending and (batch is None or len(pending) > WORKERS):
-                rows, prepared, data = pending.popleft().result()
-                tally.read += rows
-                tally.written += prepared.table.num_rows
-                tally.repaired += prepared.repaired
-                tally.outside += prepared.outside
-                tally.add_rejects(prepared.rejects)
-                progress(tally.read, reader.total)
-                yield memoryview(data)
+        prepared = counted(_in_order(pool, lambda b: _prepare(b, contexts), batches, WORKERS))
+        tables = spatially_ordered(prepared)
+        for data in _in_order(pool, pgbinary.encode, tables, WORKERS):
+            yield memoryview(data)
     yield memoryview(pgbinary.TRAILER)
 
 

@@ -18,6 +18,7 @@ from pyproj import CRS, Transformer
 
 from layers.model import Layer, LayerField
 from loaders import deferred
+from loaders.order import centres
 from loaders.read import Batch
 from loaders.wkb import wkb
 from mapserver.errors import ServiceError
@@ -54,6 +55,7 @@ class Reject:
 @dataclass
 class PreparedBatch:
     table: pa.Table  # id, fields..., geom (WKB): the table's columns, in order
+    centres: np.ndarray  # each row's bounding-box centre (n x 2), to sort the rows by
     rejects: list[Reject] = field(default_factory=list)
     repaired: int = 0
     outside: int = 0
@@ -245,6 +247,7 @@ def prepare_batch(batch: Batch, ctx: Context) -> PreparedBatch:
     )  # fmt: skip
     return PreparedBatch(
         table=table,
+        centres=centres(geoms[keep]),
         rejects=sorted(field_rejects + geometry_rejects, key=lambda r: r.row),
         repaired=int(repaired.sum()),
         outside=int(outside.sum()),
