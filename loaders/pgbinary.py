@@ -81,15 +81,27 @@ def _field(column: pa.Array, prefix: bytes) -> list[pa.Array]:
     return [binary_array(heads.view(np.uint8), size), data.fill_null(b"")]
 
 
-def encode(table: pa.Table) -> pa.Buffer:
-    """The rows of ``table`` (no header, no trailer), its columns in order."""
+def encode_rows(table: pa.Table) -> pa.LargeBinaryArray:
+    """Each row of ``table`` as one binary value, its columns in order: rows that can be
+    reordered (``take``) before they are sent."""
     if not table.num_rows:
-        return pa.py_buffer(b"")
+        return pa.array([], pa.large_binary())
     count = table.num_columns.to_bytes(2, "big")
     parts: list[pa.Array] = []
     for number, column in enumerate(table.columns):
         parts += _field(column.combine_chunks(), count if number == 0 else b"")
-    rows = pc.binary_join_element_wise(*parts, EMPTY)
+    return pc.binary_join_element_wise(*parts, EMPTY)
+
+
+def joined(rows: pa.LargeBinaryArray) -> pa.Buffer:
+    """The rows' bytes, one after the other: COPY data (no header, no trailer)."""
+    if not len(rows):
+        return pa.py_buffer(b"")
     offsets = np.frombuffer(rows.buffers()[1], dtype=np.int64)
     start, end = offsets[rows.offset], offsets[rows.offset + len(rows)]
     return rows.buffers()[2][start:end]
+
+
+def encode(table: pa.Table) -> pa.Buffer:
+    """The rows of ``table`` (no header, no trailer), its columns in order."""
+    return joined(encode_rows(table))

@@ -39,7 +39,7 @@ from psycopg2.extensions import cursor as Cursor
 from layers.catalogue import Catalogue
 from layers.model import Layer, Source
 from loaders import pgbinary, sql
-from loaders.order import spatially_ordered
+from loaders.order import Encoded, spatially_ordered
 from loaders.prepare import (
     Context,
     PreparedBatch,
@@ -154,12 +154,17 @@ def default_run_by(how: str) -> str:
     return f"{getpass.getuser()}@{socket.gethostname()} ({how})"
 
 
-def _prepare(batch: Batch, contexts: "Queue[Context]") -> tuple[int, PreparedBatch]:
+def _prepare(batch: Batch, contexts: "Queue[Context]") -> tuple[int, PreparedBatch, Encoded]:
     ctx = contexts.get()  # one per thread: a prepared GEOS geometry is not thread-safe
     try:
-        return len(batch.rows), prepare_batch(batch, ctx)
+        prepared = prepare_batch(batch, ctx)
     finally:
         contexts.put(ctx)
+    return (
+        len(batch.rows),
+        prepared,
+        Encoded(pgbinary.encode_rows(prepared.table), prepared.centres),
+    )
 
 
 def _in_order(pool: ThreadPoolExecutor, work: Callable, items: Iterator, ahead: int) -> Iterator:
@@ -176,9 +181,9 @@ def _in_order(pool: ThreadPoolExecutor, work: Callable, items: Iterator, ahead: 
 def _copy_chunks(
     reader: Reader, layer: Layer, context: "Future[Context]", tally: _Tally, progress: Progress
 ) -> Iterator[memoryview]:
-    """The COPY data: source batches prepared by ``WORKERS`` threads as they are read
-    (once the database settled the ``context``: the boundary), sorted in spatial order,
-    then encoded by the same threads, in order."""
+    """The COPY data: source batches prepared and encoded by ``WORKERS`` threads as they
+    are read (once the database settled the ``context``: the boundary), then sorted in
+    spatial order."""
     batches = reader.batches
     first = next(batches, None)
     if first is not None:
@@ -189,22 +194,21 @@ def _copy_chunks(
     for number in range(WORKERS):
         contexts.put(ctx if number == 0 else ctx.for_another_thread())
 
-    def counted(results: Iterator[tuple[int, PreparedBatch]]) -> Iterator[PreparedBatch]:
-        for rows, prepared in results:
+    def counted(results: Iterator[tuple[int, PreparedBatch, Encoded]]) -> Iterator[Encoded]:
+        for rows, prepared, encoded in results:
             tally.read += rows
             tally.written += prepared.table.num_rows
             tally.repaired += prepared.repaired
             tally.outside += prepared.outside
             tally.add_rejects(prepared.rejects)
             progress(tally.read, reader.total)
-            yield prepared
+            yield encoded
 
     yield memoryview(pgbinary.HEADER)
     with ThreadPoolExecutor(WORKERS, thread_name_prefix="load-prepare") as pool:
-        prepared = counted(_in_order(pool, lambda b: _prepare(b, contexts), batches, WORKERS))
-        tables = spatially_ordered(prepared)
-        for data in _in_order(pool, pgbinary.encode, tables, WORKERS):
-            yield memoryview(data)
+        encoded = counted(_in_order(pool, lambda b: _prepare(b, contexts), batches, WORKERS))
+        for rows in spatially_ordered(encoded):
+            yield memoryview(pgbinary.joined(rows))
     yield memoryview(pgbinary.TRAILER)
 
 

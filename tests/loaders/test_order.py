@@ -4,9 +4,8 @@ import numpy as np
 import shapely
 
 from layers.tables import ensure_layer_tables
-from loaders.order import _hilbert, centres, hilbert_keys, spatially_ordered
+from loaders.order import Encoded, _hilbert, centres, hilbert_keys, spatially_ordered
 from loaders.pipeline import load_layer
-from loaders.prepare import PreparedBatch
 
 
 def reference(order: int, x: int, y: int) -> int:
@@ -37,11 +36,9 @@ def test_missing_geometries_sort_last_and_rows_keep_their_numbers():
     geoms = np.array([shapely.Point(9, 9), None, shapely.Point(0, 0), shapely.Point(0, 1)])
     keys = hilbert_keys(geoms)
     assert keys.argmax() == 1
-    present = geoms[[0, 2, 3]]
-    batch = PreparedBatch(pa.table({"fid": [1, 3, 4], "n": [0, 2, 3]}), centres(present))
-    (ordered,) = spatially_ordered(iter([batch]))
-    assert ordered["fid"].to_pylist() == [3, 4, 1]
-    assert ordered["n"].to_pylist() == [2, 3, 0]
+    rows = pa.array([b"row 1", b"row 3", b"row 4"], pa.large_binary())  # 2 was rejected
+    (ordered,) = spatially_ordered(iter([Encoded(rows, centres(geoms[[0, 2, 3]]))]))
+    assert ordered.to_pylist() == [b"row 3", b"row 4", b"row 1"]
 
 
 def test_a_loaded_layer_is_stored_in_spatial_order(runtime, scalar, tmp_path):
