@@ -7,10 +7,11 @@ readers see the old version or the new one, never half of one, and a refused, fa
 killed load leaves the previous version serving (its staging table is dropped then, or
 by the next load). The load's connection holds the layer's lock throughout.
 
-Preparing runs in a thread of its own, a few batches ahead of the COPY, so it overlaps
-PostgreSQL parsing and writing the rows (numpy, shapely, Arrow and psycopg2 release the
-GIL while they work). The database is reached through psycopg2 alone (an SQLAlchemy
-engine's pooled connections, or new ones), so `mapserver load` never imports SQLAlchemy.
+The source is read in a thread of its own, each batch prepared and encoded by a thread
+per core as soon as it is read (numpy, shapely, Arrow and psycopg2 release the GIL while
+they work); the encoded rows are then sorted in spatial order and streamed to COPY. The
+database is reached through psycopg2 alone (an SQLAlchemy engine's pooled connections,
+or new ones), so `mapserver load` never imports SQLAlchemy.
 """
 
 import csv
