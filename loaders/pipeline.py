@@ -1,5 +1,5 @@
-"""Loading one layer: read a source in batches, sort them in spatial order, prepare each
-batch, stream the rows into a staging table with binary COPY, index it, then swap it in.
+"""Loading one layer: read a source in batches, prepare and encode each, sort the rows in
+spatial order, stream them into a staging table with binary COPY, index it, swap it in.
 
 The staging table is filled and indexed in transactions of its own (its indexes from two
 connections at once), invisible to readers; one short transaction then swaps it in, so
