@@ -137,7 +137,7 @@ def create_app(runtime: Runtime) -> FastAPI:
     app.mount("/static", StaticFiles(directory=pages.FRONTEND_DIR / "static"), name="static")
     for prefix, directory in VENDOR.items():
         app.mount(prefix, StaticFiles(directory=directory), name=prefix.strip("/"))
-    processes.bind(runtime.engine, runtime.catalogue, runtime.settings)
+    processes.bind(runtime.databases, runtime.catalogue, runtime.settings)
     mount_pygeoapi(app, runtime.settings, runtime.catalogue)
     app.add_exception_handler(404, not_found)
     app.add_middleware(
