@@ -20,7 +20,7 @@ sub-instance (same optimum checked), and its full-size build time is extrapolate
 linearly in n x m, printed as such. ``--spopt-full-cap S`` also runs spopt at full size
 in a child process stopped after S seconds. Target: our whole straight-line run at full
 size under 6 s, its result stating the optimality gap proven (``max_gap``: ``--gap``,
-0.5%; the solve stops at ``--time-limit``, 4 s, with the gap proven by then). Exits 1
+0.5%; the solve stops at ``--time-limit``, 3 s, with the gap proven by then). Exits 1
 when it is missed or the optima differ (ours solved to optimality there: max_gap 0).
 """
 
@@ -191,7 +191,7 @@ def main() -> int:
     parser.add_argument("--distance", type=float, action="append", help="100 and 500 by default")
     parser.add_argument("--kind", choices=("straight", "route"), action="append")
     parser.add_argument("--no-spopt", action="store_true", help="skip the spopt comparison")
-    parser.add_argument("--time-limit", type=float, default=4.0,
+    parser.add_argument("--time-limit", type=float, default=3.0,
                         help="solver time limit (s); the setting's default is 60")  # fmt: skip
     parser.add_argument("--gap", type=float, default=0.5, help="max_gap: tolerance (%%)")
     parser.add_argument("--keep-db", action="store_true")
