@@ -103,3 +103,6 @@ def test_fewest_sites_for_a_target(seed):
     solution = solve(cover, weights, everyone, no_one, target=target, gap=0.0)
     assert solution.optimal and len(solution.chosen) == fewest == solution.bound
     assert covered(cover, weights, solution.chosen) >= need - 1e-9
+    hurried = solve(cover, weights, everyone, no_one, target=target, gap=0.0, time_limit=1e-9)
+    assert 1 <= hurried.bound <= fewest <= len(hurried.chosen)  # a lower bound, and stated
+    assert len(hurried.chosen) * (1 - hurried.gap) <= hurried.bound + 1e-9
