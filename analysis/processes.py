@@ -130,7 +130,8 @@ SITING_METADATA: dict[str, Any] = {
         "distance (100 m by default) or walking time: either p new sites, or the fewest "
         "sites reaching a target coverage. Existing sites are kept. Distance by route over "
         "the walking network when one is loaded (reported beside straight-line coverage), "
-        "otherwise straight line. Solved exactly (HiGHS). For staff."
+        "otherwise straight line. The sites are proven optimal or within a stated gap of the "
+        "optimum (max_gap, 0.5% by default; HiGHS). For staff."
     ),
     "jobControlOptions": ["sync-execute", "async-execute"],
     "keywords": ["defibrillators", "AED", "location-allocation", "MCLP", "set cover"],
@@ -220,6 +221,13 @@ SITING_METADATA: dict[str, Any] = {
                 "Target coverage (%)",
                 "The fewest new sites reaching it.",
                 {"type": "number", "minimum": 0.001, "maximum": 100},
+            ),
+            (
+                "max_gap",
+                "Optimality gap (%)",
+                "Stop once the sites are proven within this of the optimum (default 0.5; "
+                "0: proven optimal). The result states the gap proven.",
+                {"type": "number", "minimum": 0, "maximum": 50},
             ),
             (
                 "area",
