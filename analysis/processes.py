@@ -1,7 +1,7 @@
 """The analyses as pygeoapi processors (OGC API – Processes).
 
 pygeoapi instantiates a processor per request and gives it only the inputs, so the app
-binds its database pool and catalogue here once, and the execution gate in
+binds its databases (primary and replicas) and catalogue here once, and the execution gate in
 ``mapserver.ogc_processes`` adds the caller's role as the ``access_role`` input
 (overwriting anything a client sent), so that results respect access rules.
 """
@@ -20,6 +20,7 @@ from analysis.siting import run_siting
 from analysis.siting_outputs import FORMATS, render
 from layers.catalogue import Catalogue
 from mapserver.access import ROLES, Principal
+from mapserver.replicas import Databases
 from mapserver.settings import Settings
 
 ROLE_INPUT = "access_role"
@@ -28,8 +29,18 @@ LEAST_ROLE = {"defibrillator-siting": "staff"}
 _bound: dict[str, Any] = {}
 
 
-def bind(engine: Engine, catalogue: Catalogue, settings: Settings | None = None) -> None:
-    _bound.update(engine=engine, catalogue=catalogue, settings=settings or Settings())
+def bind(databases: Databases, catalogue: Catalogue, settings: Settings | None = None) -> None:
+    _bound.update(databases=databases, catalogue=catalogue, settings=settings or Settings())
+
+
+def _primary() -> Engine:
+    return _bound["databases"].primary
+
+
+def _reader() -> Engine:
+    """A fresh replica when there is one (a process call has no read-your-writes cookie;
+    the layers it reads change only by loads), else the primary."""
+    return _bound["databases"].reader()[0]
 
 
 class InvalidInput(ProcessorExecuteError):
@@ -102,7 +113,7 @@ class FeaturesNearLocation(BaseProcessor):
             raise InvalidInput(user_msg=f"missing input: {', '.join(missing)}")
         try:
             result = features_near(
-                _bound["engine"], _bound["catalogue"], caller(data),
+                _reader(), _bound["catalogue"], caller(data),
                 data["layers"], data["geometry"], data["distance"],
             )  # fmt: skip
         except InputError as exc:
@@ -119,7 +130,8 @@ SITING_METADATA: dict[str, Any] = {
         "distance (100 m by default) or walking time: either p new sites, or the fewest "
         "sites reaching a target coverage. Existing sites are kept. Distance by route over "
         "the walking network when one is loaded (reported beside straight-line coverage), "
-        "otherwise straight line. Solved exactly (HiGHS). For staff."
+        "otherwise straight line. The sites are proven optimal or within a stated gap of the "
+        "optimum (max_gap, 0.5% by default; HiGHS). For staff."
     ),
     "jobControlOptions": ["sync-execute", "async-execute"],
     "keywords": ["defibrillators", "AED", "location-allocation", "MCLP", "set cover"],
@@ -211,6 +223,13 @@ SITING_METADATA: dict[str, Any] = {
                 {"type": "number", "minimum": 0.001, "maximum": 100},
             ),
             (
+                "max_gap",
+                "Optimality gap (%)",
+                "Stop once the sites are proven within this of the optimum (default 0.5; "
+                "0: proven optimal). The result states the gap proven.",
+                {"type": "number", "minimum": 0, "maximum": 50},
+            ),
+            (
                 "area",
                 "Study area",
                 "GeoJSON polygon (CRS84) limiting demand and candidates.",
@@ -253,8 +272,8 @@ class DefibrillatorSiting(BaseProcessor):
         if fmt not in FORMATS:
             raise InvalidInput(user_msg=f"format must be one of {', '.join(FORMATS)}")
         try:
-            result = run_siting(
-                _bound["engine"], _bound["catalogue"], who, inputs,
+            result = run_siting(  # on the primary: it stages in temporary tables
+                _primary(), _bound["catalogue"], who, inputs,
                 time_limit=_bound["settings"].siting_time_limit_s,
             )  # fmt: skip
         except InputError as exc:
@@ -278,6 +297,9 @@ class Analysis:
     run: Callable[..., dict[str, Any]]
     check: Callable[[Engine, Catalogue, Principal, dict[str, Any]], None]
     least_role: str
+    # Read-only analyses run on a replica; one that builds temporary tables cannot (a hot
+    # standby refuses them), so it runs on the primary.
+    on_replica: bool = True
 
 
 GEOMETRY_INPUT = {
@@ -393,7 +415,7 @@ OWNERSHIP_METADATA = _metadata(
 )
 ANALYSES: dict[str, Analysis] = {
     "site-constraints": Analysis(constraints.site_constraints, constraints.check, "staff"),
-    "incident-reach": Analysis(reach.incident_reach, reach.check, "emergency"),
+    "incident-reach": Analysis(reach.incident_reach, reach.check, "emergency", on_replica=False),
     "ownership": Analysis(ownership.ownership, ownership.check, "staff"),
 }
 
@@ -407,7 +429,7 @@ def least_role(process_id: str) -> str | None:
 def check_inputs(process_id: str, who: Principal, data: dict[str, Any]) -> None:
     """Raises InputError for inputs the process would refuse (run by the execution gate)."""
     if process_id in ANALYSES:
-        ANALYSES[process_id].check(_bound["engine"], _bound["catalogue"], who, data)
+        ANALYSES[process_id].check(_reader(), _bound["catalogue"], who, data)
 
 
 class AnalysisProcessor(BaseProcessor):
@@ -426,10 +448,10 @@ class AnalysisProcessor(BaseProcessor):
         analysis = ANALYSES[self.process_id]
         if not who.has(analysis.least_role):
             raise Forbidden(user_msg=f"{self.METADATA['title']} is for {analysis.least_role}")
-        engine = _bound["engine"]
+        engine = _reader() if analysis.on_replica else _primary()
         try:
             result = analysis.run(
-                engine, _bound["catalogue"], who, data, jobs.reporter(engine, self.job_id)
+                engine, _bound["catalogue"], who, data, jobs.reporter(_primary(), self.job_id)
             )
         except InputError as exc:
             raise InvalidInput(user_msg=str(exc)) from None

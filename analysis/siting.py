@@ -5,8 +5,9 @@ points sharing their weight), candidate sites (any point layer, filtered and con
 to lie within or outside other layers' areas before solving) and existing sites kept
 fixed are staged in temporary tables; the coverage pairs come from PostGIS (``ST_DWithin``)
 and, when a walking network is loaded, from pgRouting (``pgr_withPointsDD``): sparse,
-never a dense matrix. HiGHS solves the model exactly (analysis.siting_solve). Coverage
-is reported by route and by straight line side by side for the same sites.
+never a dense matrix. The sites come with a proven optimality gap, or proven optimal
+(analysis.siting_solve: interchange heuristic, Lagrangian bound, HiGHS). Coverage is
+reported by route and by straight line side by side for the same sites.
 """
 
 import json
@@ -24,7 +25,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from analysis import network
 from analysis.near import InputError
-from analysis.siting_solve import Coverage, Solution, solve
+from analysis.siting_solve import DEFAULT_GAP, Coverage, Solution, solve
 from layers.catalogue import Catalogue
 from layers.model import Layer
 from loaders.pipeline import live_versions
@@ -40,6 +41,7 @@ MAX_DEMAND_POINTS = 250_000
 MAX_SITES = 50_000
 MAX_UNCOVERED_FEATURES = 5_000
 SOLVER_TIME_LIMIT_S = 60.0  # the default of the siting_time_limit_s setting
+MAX_GAP_PCT = 50.0
 POINT_TYPES = ("Point", "MultiPoint")
 
 DEMAND = """
@@ -113,6 +115,7 @@ class SitingRequest:
     area_geojson: dict | None
     spacing_m: float = DEFAULT_SPACING_M
     label_field: str | None = None
+    max_gap_pct: float = 100 * DEFAULT_GAP
 
 
 def _number(
@@ -227,6 +230,7 @@ def parse_request(
         p=p, target_pct=target, area_geojson=area,
         spacing_m=_number(data, "demand_spacing", *SPACING_RANGE_M, DEFAULT_SPACING_M),
         label_field=label,
+        max_gap_pct=_number(data, "max_gap", 0, MAX_GAP_PCT, 100 * DEFAULT_GAP),
     )  # fmt: skip
 
 
@@ -370,6 +374,28 @@ def _coverage_figures(
     }
 
 
+def _solver(solution: Solution, request: SitingRequest, total: float) -> dict[str, Any]:
+    """How good the sites are: proven optimal, or within a proven gap (stopped at the
+    tolerance, or at the time limit), with the bound that proves it."""
+    max_gap = request.max_gap_pct / 100
+    status = "optimal" if solution.optimal else "gap" if solution.gap <= max_gap else "time limit"
+    if request.p is not None:  # the most weight any p new sites (with the existing) cover
+        bound = {"weight": round(solution.bound, 3),
+                 "pct": round(100 * solution.bound / total, 2) if total else 0.0}  # fmt: skip
+    else:
+        bound = {"sites": int(solution.bound)}  # no fewer new sites can reach the target
+    return {
+        "name": "HiGHS",
+        "method": "greedy and interchange, Lagrangian bound, HiGHS branch and bound",
+        "optimal": solution.optimal,
+        "gap": solution.gap,
+        "max_gap": max_gap,
+        "status": status,
+        "bound": bound,
+        "seconds": round(solution.seconds, 3),
+    }
+
+
 def _feature(geometry: dict, **properties: Any) -> dict:  # noqa: ANN401
     return {"type": "Feature", "geometry": geometry, "properties": properties}
 
@@ -445,7 +471,7 @@ def run_siting(
             cover, weights, ~fixed, fixed,
             p=request.p,
             target=request.target_pct / 100 if request.target_pct is not None else None,
-            time_limit=time_limit,
+            time_limit=time_limit, gap=request.max_gap_pct / 100,
         )  # fmt: skip
         lap("solve")
         progress(85, "Writing results")
@@ -576,11 +602,6 @@ def _result(
             "listed": min(len(uncovered), MAX_UNCOVERED_FEATURES),
         },
         "sites": sites,
-        "solver": {
-            "name": "HiGHS",
-            "optimal": solution.optimal,
-            "gap": solution.gap,
-            "seconds": round(solution.seconds, 3),
-        },
+        "solver": _solver(solution, request, total),
         "geojson": {"type": "FeatureCollection", "features": features},
     }

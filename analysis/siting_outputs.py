@@ -48,6 +48,20 @@ def coverage_lines(result: dict[str, Any]) -> list[tuple[str, str, str, str]]:
     return rows
 
 
+def solver_line(result: dict[str, Any]) -> str:
+    """How good the sites are, in words: proven optimal or within the gap proven."""
+    solver = result["solver"]
+    if solver["optimal"]:
+        return "Proven optimal"
+    why = "the time limit" if solver["status"] == "time limit" else "the gap asked for"
+    most = solver["bound"].get("pct")
+    bound = f"; no choice of sites covers more than {most:.2f}%" if most is not None else ""
+    return (
+        f"Proven within {100 * solver['gap']:.2f}% of the optimum (stopped at {why}; "
+        f"asked: {100 * solver['max_gap']:g}%){bound}"
+    )
+
+
 def to_csv(result: dict[str, Any]) -> str:
     """The chosen sites, ranked; text that a spreadsheet would run as a formula is quoted."""
     out = io.StringIO()
@@ -142,7 +156,7 @@ def to_html(result: dict[str, Any], council: CouncilProfile) -> str:
             f"<strong>{title}</strong><br>{len(result['sites'])} new sites, "
             f"{html.escape(result['distance']['label'])}, {result['distance']['metres']:g} m"
             "<table><tr><th></th><th>Before</th><th>After</th></tr>"
-            f"{summary}</table></div>"
+            f"{summary}</table>{html.escape(solver_line(result))}</div>"
         )
     )
     return figure.render()
@@ -186,7 +200,6 @@ def to_pdf(result: dict[str, Any], council: CouncilProfile) -> bytes:
     styles = getSampleStyleSheet()
     small = styles["BodyText"].clone("small", fontSize=8, leading=10)
     d, demand, candidates = result["distance"], result["demand"], result["candidates"]
-    solved = "optimal" if result["solver"]["optimal"] else "stopped at the time limit"
     when = datetime.now(UTC).strftime("%d %B %Y %H:%M UTC")
     intro = (
         f"{result['problem'].capitalize()}: {len(result['sites'])} new sites from "
@@ -197,7 +210,7 @@ def to_pdf(result: dict[str, Any], council: CouncilProfile) -> bytes:
         f"{demand['total_weight']:g}). Coverage within {d['metres']:g} m "
         f"(about {d['walking_time_s'] // 60} min {d['walking_time_s'] % 60} s on foot). "
         f"{html.escape(d['label'])}. Unreachable by any site: {result['unreachable']['pct']:.1f}%."
-        f" Solver: HiGHS, {solved}."
+        f" {html.escape(solver_line(result))}."
     )
     table = Table(
         [("Distance", "Before", "After", "Reachable at most"), *coverage_lines(result)],

@@ -215,7 +215,7 @@ def _parts_of_dimension(geom: shapely.Geometry, dimension: int) -> shapely.Geome
 
 def prepare_batch(batch: Batch, ctx: Context) -> PreparedBatch:
     layer = ctx.layer
-    rows = batch.columns.num_rows
+    rows = len(batch.rows)  # a source with no attribute columns has a 0-row table
     reasons = np.full(rows, None, dtype=object)
     columns: dict[str, pa.Array] = {layer.id_field: pa.array(batch.rows, pa.int64())}
     field_rejects: list[Reject] = []

@@ -115,6 +115,12 @@ def create_app(runtime: Runtime) -> FastAPI:
     app.state.catalogue = runtime.catalogue
     app.state.tile_cache = TileCache(runtime.settings.tile_cache_mb << 20)
     app.state.migration_heads = migration_heads()
+    # The OGC API first: FastAPI tries routes in order, and these answer most requests
+    # (none of the other routers' paths is under /ogc). All before the pygeoapi mount,
+    # which would otherwise take every /ogc/… path.
+    app.include_router(features.router)
+    app.include_router(tiles.router)
+    app.include_router(ogc_processes.router)
     app.include_router(pages.router)
     app.include_router(health.router)
     app.include_router(metrics.router)
@@ -130,14 +136,10 @@ def create_app(runtime: Runtime) -> FastAPI:
     app.include_router(reports_open311.router)
     app.include_router(reports_triage.router)
     app.include_router(analysis_pages.router)
-    # Before the pygeoapi mount, which would otherwise take every /ogc/… path.
-    app.include_router(features.router)
-    app.include_router(ogc_processes.router)
-    app.include_router(tiles.router)
     app.mount("/static", StaticFiles(directory=pages.FRONTEND_DIR / "static"), name="static")
     for prefix, directory in VENDOR.items():
         app.mount(prefix, StaticFiles(directory=directory), name=prefix.strip("/"))
-    processes.bind(runtime.engine, runtime.catalogue, runtime.settings)
+    processes.bind(runtime.databases, runtime.catalogue, runtime.settings)
     mount_pygeoapi(app, runtime.settings, runtime.catalogue)
     app.add_exception_handler(404, not_found)
     app.add_middleware(

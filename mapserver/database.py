@@ -11,6 +11,7 @@ second.
 import hashlib
 import re
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -25,12 +26,14 @@ from mapserver.settings import Settings
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
+    from sqlalchemy.pool import ConnectionPoolEntry, PoolProxiedConnection
 
 APP_SCHEMA = "app"
 LAYER_SCHEMA = "layers"
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 REVISION = re.compile(r"""^revision\s*=\s*["'](\w+)["']\s*$""", re.M)
 DOWN_REVISION = re.compile(r"""^down_revision\s*=\s*(?:["'](\w+)["']|None)\s*$""", re.M)
+PING_IDLE_S = 10.0
 URL_FORM = "Use the form postgresql://user:password@host:5432/database"
 CONNECT_ARGS = {"connect_timeout": 5, "application_name": "mapserver"}
 
@@ -123,14 +126,41 @@ def make_engine(url: str, settings: Settings) -> "Engine":
             hint=URL_FORM,
         )
     parsed = parsed.set(drivername="postgresql+psycopg2")
-    return create_engine(
+    engine = create_engine(
         parsed,
         pool_size=settings.pool_size,
         max_overflow=settings.max_overflow,
         pool_recycle=settings.pool_recycle,
-        pool_pre_ping=True,
         connect_args=CONNECT_ARGS,
     )
+    _ping_when_idle(engine)
+    return engine
+
+
+def _ping_when_idle(engine: "Engine") -> None:
+    """Check a pooled connection before use only when it sat unused for PING_IDLE_S (what
+    a restarted server or a firewall drops), not on every checkout as ``pool_pre_ping``
+    does: that is one more round trip per request. A connection that dies while in
+    steady use fails its statement, and SQLAlchemy then renews the whole pool."""
+    from sqlalchemy import event
+    from sqlalchemy.exc import DisconnectionError
+
+    @event.listens_for(engine, "checkin")
+    def _idle(dbapi_connection: object, record: "ConnectionPoolEntry") -> None:
+        record.info["idle_since"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _ping(
+        dbapi_connection: object, record: "ConnectionPoolEntry", proxy: "PoolProxiedConnection"
+    ) -> None:
+        idle_since = record.info.get("idle_since")
+        if idle_since is None or time.monotonic() - idle_since < PING_IDLE_S:
+            return  # new, or in steady use
+        try:
+            with dbapi_connection.cursor() as cursor:  # type: ignore[attr-defined]
+                cursor.execute("SELECT 1")
+        except Exception as exc:  # noqa: BLE001 (any failure: the pool connects anew)
+            raise DisconnectionError(str(exc)) from exc
 
 
 def check_connection(db: Direct) -> None:

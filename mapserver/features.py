@@ -273,12 +273,11 @@ def item(request: Request, collection_id: str, feature_id: str) -> Response:
         names = fields_list(params.get("properties"), {f.name: f for f in visible}, "properties")
         crs = output_crs(params, layer)
         statement = item_statement(
-            table_of(layer), layer, int(feature_id),
-            names if names is not None else [f.name for f in visible],
+            layer, names if names is not None else [f.name for f in visible],
             crs, boolean(params, "skipGeometry"),
         )  # fmt: skip
         with read_engine(request).connect() as conn:
-            feature = conn.execute(statement).scalar()
+            feature = conn.execute(statement, {"fid": int(feature_id)}).scalar()
         if feature is None:
             raise OGCError(404, "NotFound", f"Feature {feature_id!r} not found")
     except (OGCError, DBAPIError) as exc:

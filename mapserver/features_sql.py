@@ -15,7 +15,9 @@ from mapserver.cql import Translator, to_sql
 from mapserver.features_query import BBox, ItemsQuery, OutputCrs
 
 JSON_PAIRS = 50  # json_build_object takes at most 100 arguments
+ITEM_STATEMENTS = 1024  # field lists come from clients: the cache starts over past this
 _tables: dict[str, tuple[Layer, sa.Table]] = {}
+_items: dict[tuple[str, tuple[str, ...], OutputCrs, bool], tuple[Layer, sa.Select]] = {}
 
 
 def table_of(layer: Layer) -> sa.Table:
@@ -156,9 +158,17 @@ def count_statement(
     )
 
 
-def item_statement(
-    table: sa.Table, layer: Layer, fid: int, names: list[str], crs: OutputCrs, skip: bool
-) -> sa.Select:
-    return sa.select(feature_text(table, layer, names, crs, skip)).where(
-        table.c[layer.id_field] == fid
-    )
+def item_statement(layer: Layer, names: list[str], crs: OutputCrs, skip: bool) -> sa.Select:
+    """One feature, its id the parameter ``fid``. Built once per layer, field list, CRS and
+    skipGeometry, as building the expression costs more CPU than PostgreSQL's answer."""
+    key = (layer.id, tuple(names), crs, skip)
+    cached = _items.get(key)
+    if cached is None or cached[0] is not layer:
+        if len(_items) >= ITEM_STATEMENTS:
+            _items.clear()
+        table = table_of(layer)
+        statement = sa.select(feature_text(table, layer, names, crs, skip)).where(
+            table.c[layer.id_field] == sa.bindparam("fid", type_=sa.BigInteger)
+        )
+        cached = _items[key] = (layer, statement)
+    return cached[1]

@@ -2,14 +2,22 @@
 and ``Retry-After`` when spent. Static files and map tiles are not counted.
 
 The counters are shared by every app process: in PostgreSQL (an unlogged table on the
-primary, one upsert per counted request) or in Redis when ``redis_url`` is set (one
-INCR). If the store does not answer, requests are let through and a warning logged:
-a limit must not turn a store outage into a service outage.
+primary) or in Redis when ``redis_url`` is set. A process does not write every request
+to the store: it counts a caller's requests itself and adds them to the store on the
+caller's first request of a window, then at most every ``SYNC_S``, and at every request
+once the caller has spent half its limit, so that the limit itself is enforced across
+processes as if every request were written (well under it, another process's hits reach
+the store up to ``SYNC_S`` late, which only matters past half the limit, where counting
+is exact again). A caller whose own count already exceeds the limit is refused without
+asking the store: counts only grow within a window. If the store does not answer,
+requests are let through and a warning logged: a limit must not turn a store outage into
+a service outage.
 """
 
 import logging
 import math
 import time
+from dataclasses import dataclass
 from typing import Protocol
 
 from sqlalchemy import text
@@ -25,10 +33,11 @@ from mapserver.settings import Settings
 log = logging.getLogger("mapserver.ratelimit")
 
 WINDOW_S = 60
+SYNC_S = 1.0
 UNCOUNTED = ("/static/", "/vendor/", "/assets/", "/healthz")
 HIT = """
-INSERT INTO app.rate_counters (who, window_start, hits) VALUES (:who, :window, 1)
-ON CONFLICT (who, window_start) DO UPDATE SET hits = rate_counters.hits + 1
+INSERT INTO app.rate_counters (who, window_start, hits) VALUES (:who, :window, :n)
+ON CONFLICT (who, window_start) DO UPDATE SET hits = rate_counters.hits + EXCLUDED.hits
 RETURNING hits
 """
 FORGET = "DELETE FROM app.rate_counters WHERE window_start < :window"
@@ -37,8 +46,8 @@ FORGET = "DELETE FROM app.rate_counters WHERE window_start < :window"
 class CounterStore(Protocol):
     errors: tuple[type[Exception], ...]  # what the store raises when it does not answer
 
-    def hit(self, who: str, window: int) -> int:
-        """Count one request of ``who`` in ``window``; the count so far, this one included."""
+    def hit(self, who: str, window: int, n: int = 1) -> int:
+        """Count ``n`` requests of ``who`` in ``window``; the count so far, these included."""
         ...
 
 
@@ -48,9 +57,9 @@ class PostgresCounters:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
 
-    def hit(self, who: str, window: int) -> int:
+    def hit(self, who: str, window: int, n: int = 1) -> int:
         with self.engine.begin() as conn:
-            return conn.execute(text(HIT), {"who": who, "window": window}).scalar_one()
+            return conn.execute(text(HIT), {"who": who, "window": window, "n": n}).scalar_one()
 
 
 class RedisCounters:
@@ -60,9 +69,9 @@ class RedisCounters:
         self.client = redis.Redis.from_url(url, socket_timeout=1, socket_connect_timeout=1)
         self.errors = (redis.RedisError,)
 
-    def hit(self, who: str, window: int) -> int:
+    def hit(self, who: str, window: int, n: int = 1) -> int:
         key = f"mapserver:rate:{who}:{window}"
-        hits, _ = self.client.pipeline().incr(key).expire(key, 2 * WINDOW_S).execute()
+        hits, _ = self.client.pipeline().incr(key, n).expire(key, 2 * WINDOW_S).execute()
         return hits
 
 
@@ -77,24 +86,53 @@ def run_once(engine: Engine, settings: Settings) -> int:
         return conn.execute(text(FORGET), {"window": current}).rowcount
 
 
+@dataclass
+class Tally:
+    """One caller's requests in the current window, as this process knows them."""
+
+    shared: int = 0  # the store's count at the last sync
+    pending: int = 0  # requests since then, not yet in the store
+    synced_at: float | None = None  # monotonic
+    syncing: bool = False
+
+
 class RateLimit:
     def __init__(self, app: ASGIApp, store: CounterStore, per_ip: int, per_key: int) -> None:
         self.app = app
         self.store = store
         self.limits = {"ip": per_ip, "key": per_key}
+        self.window = 0
+        self.tallies: dict[str, Tally] = {}
 
-    def _spend(self, who: str, limit: int) -> float | None:
+    def _tally(self, who: str, window: int) -> Tally:
+        if window != self.window:
+            self.window, self.tallies = window, {}
+        return self.tallies.setdefault(who, Tally())
+
+    async def _spend(self, who: str, limit: int) -> float | None:
         """None when allowed, else the seconds until the window resets."""
         now = time.time()
         window = int(now) // WINDOW_S * WINDOW_S
-        try:
-            hits = self.store.hit(who, window)
-        except self.store.errors as exc:
-            log.warning("rate-limit store unavailable, request allowed: %s", exc)
-            return None
-        if hits > limit:
-            return window + WINDOW_S - now
-        return None
+        tally = self._tally(who, window)
+        tally.pending += 1
+        known = tally.shared + tally.pending  # at least what the store would say
+        due = (
+            tally.synced_at is None
+            or time.monotonic() - tally.synced_at >= SYNC_S
+            or 2 * known > limit
+        )
+        if known <= limit and due and not tally.syncing:
+            tally.syncing, sent, tally.pending = True, tally.pending, 0
+            try:
+                tally.shared = await run_in_threadpool(self.store.hit, who, window, sent)
+                tally.synced_at = time.monotonic()
+            except self.store.errors as exc:
+                log.warning("rate-limit store unavailable, request allowed: %s", exc)
+                return None
+            finally:
+                tally.syncing = False
+            known = tally.shared + tally.pending
+        return window + WINDOW_S - now if known > limit else None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         # Tiles are not counted: one view asks for a hundred, and they are cached by ETag.
@@ -110,7 +148,7 @@ class RateLimit:
         else:
             client = scope.get("client") or ("unknown", 0)
             who, limit = f"ip:{client[0]}", self.limits["ip"]
-        wait = await run_in_threadpool(self._spend, who, limit)
+        wait = await self._spend(who, limit)
         if wait is None:
             await self.app(scope, receive, send)
             return

@@ -6,8 +6,9 @@ called with the request):
 - ``write_engine``: the primary. Everything that changes data, and reads that decide a
   change (a check before an update, a lock).
 - ``read_engine``: a replica when one is fresh enough for this client, else the primary.
-  OGC API items, tiles, search and exports read here; so should analyses. Code without a
-  request (a pygeoapi process) can call ``Databases.reader()`` (no read-your-writes).
+  OGC API items, tiles, search and exports read here. Code without a request (the
+  read-only analyses, as pygeoapi processes) calls ``Databases.reader()`` (no
+  read-your-writes).
 
 Freshness. A background thread asks each replica, every ``replica_check_s``, how far it
 has replayed (``pg_last_wal_replay_lsn()``) and the primary how far it has written

@@ -112,13 +112,17 @@ def error(fmt: str, status: int, description: str) -> Response:
     return answer(fmt if fmt in MEDIA_TYPES else "xml", "errors", "error", body, status)
 
 
+def _refusal(fmt: str, exc: "Open311Error | Invalid") -> Response:
+    if isinstance(exc, Open311Error):
+        return error(fmt, exc.status, exc.description)
+    return error(fmt, 400, str(exc))
+
+
 def _guarded(fmt: str, work: Any) -> Response:  # noqa: ANN401 (a callable)
     try:
         return work(_fmt(fmt))
-    except Open311Error as exc:
-        return error(fmt, exc.status, exc.description)
-    except Invalid as exc:
-        return error(fmt, 400, str(exc))
+    except (Open311Error, Invalid) as exc:
+        return _refusal(fmt, exc)
 
 
 def _service(request: Request) -> Reports:
@@ -440,10 +444,8 @@ async def create_request(request: Request, fmt: str) -> Response:
         created, status = await run_in_threadpool(
             submit, service, request, fields, [], source="open311", limited=False
         )
-    except Open311Error as exc:
-        return error(fmt, exc.status, exc.description)
-    except Invalid as exc:
-        return error(fmt, 400, str(exc))
+    except (Open311Error, Invalid) as exc:
+        return _refusal(fmt, exc)
     body = [{"service_request_id": created.reference, "service_notice": "", "account_id": None}]
     return answer(fmt, "service_requests", "request", body, 201 if status == 201 else 200)
 
@@ -533,7 +535,7 @@ async def push_update(request: Request, fmt: str) -> Response:
         service = _service(request)
         caller = await _keyed_form(request, service, "staff")
         update_id = await run_in_threadpool(_push_update, service, caller)
-    except Open311Error as exc:
-        return error(fmt, exc.status, exc.description)
+    except (Open311Error, Invalid) as exc:
+        return _refusal(fmt, exc)
     body = [{"update_id": str(update_id)}]
     return answer(fmt, "service_request_updates", "request_update", body)

@@ -164,9 +164,10 @@ def test_equal_optimum_to_spopt(engine, random_instance, p, distance):
         engine, random_instance, STAFF,
         {"demand_layer": "siting_r_demand", "weight_field": "weight",
          "candidate_layer": "siting_r_cand", "fixed_layer": "siting_r_fixed",
-         "distance": distance, "distance_type": "straight", "p": p},
+         "distance": distance, "distance_type": "straight", "p": p, "max_gap": 0},
     )  # fmt: skip
     assert result["solver"]["optimal"]
+    assert result["solver"]["status"] == "optimal"
     demand = layer_points(engine, "siting_r_demand")
     sites = pd_concat(layer_points(engine, "siting_r_cand"), layer_points(engine, "siting_r_fixed"))
     model = MCLP.from_geodataframe(
@@ -265,6 +266,7 @@ def test_process_is_for_staff(client, engine):
         ({"distance_type": "teleport"}, "distance_type"),
         ({"area": None, "demand_spacing": 10}, "use a wider demand_spacing"),
         ({"format": "docx"}, "format must be one of"),
+        ({"max_gap": 80}, "max_gap must be a number from 0 to 50"),
     ],
 )  # fmt: skip
 def test_bad_inputs_are_400(client, staff_key, change, message):
@@ -305,6 +307,7 @@ def test_constraints_and_formats(client, staff_key, scalar, artifacts):
         (artifacts / f"siting.{fmt}").write_bytes(response.content)
         if fmt == "html":
             assert b"://cdn" not in response.content and b"<script src=" not in response.content
+            assert b"Proven " in response.content  # optimal, or the gap proven
 
 
 def test_owslib_executes_the_process(base_url, staff_key, monkeypatch):

@@ -50,6 +50,7 @@ def test_run_from_the_page(page, staff_email, artifacts):
     rows = page.locator("#siting-sites tbody tr")
     assert 1 <= rows.count() <= 3
     assert page.locator("#siting-coverage tbody tr").first.inner_text().startswith("Straight")
+    assert "These sites are proven " in page.locator("#siting-uncovered").inner_text()
     assert int(page.locator("#siting-map").get_attribute("data-drawn")) > 3
     assert axe_violations(page, artifacts / "axe-siting-results.json") == []
     page.screenshot(path=artifacts / "siting-results.png", full_page=True)

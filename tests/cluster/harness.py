@@ -117,12 +117,14 @@ class PgServer:
         pwfile.unlink()
 
     def basebackup_from(self, primary: "PgServer") -> None:
-        """A streaming replica of ``primary``: -R writes standby.signal and primary_conninfo."""
-        env = {**os.environ, "PGPASSWORD": primary.password}
-        self._run(
-            str(self.bin / "pg_basebackup"), "-D", str(self.data), "-R", "-X", "stream",
-            "-c", "fast", "-h", "127.0.0.1", "-p", str(primary.port), "-U", USER, env=env,
-        )  # fmt: skip
+        """A streaming replica of ``primary``, made by the script compose's db-replica runs
+        (pg_basebackup -R: standby.signal and primary_conninfo)."""
+        env = {
+            **os.environ, "PATH": f"{self.bin}:{os.environ['PATH']}", "PGDATA": str(self.data),
+            "PRIMARY_HOST": "127.0.0.1", "PRIMARY_PORT": str(primary.port),
+            "PRIMARY_USER": USER, "PGPASSWORD": primary.password,
+        }  # fmt: skip
+        self._run("sh", str(PROJECT_DIR / "docker" / "postgis" / "replica.sh"), "true", env=env)
 
     def start(self) -> None:
         options = (

@@ -1,9 +1,9 @@
 """The production shape on this machine: a PostgreSQL primary and a streaming replica
 (pg_basebackup), two app processes behind Debian's nginx with the repository's config.
 
-Checks that reads are answered by the replica, that a lagging replica is skipped and a
-client that just wrote reads the primary until the replica has replayed its write, and
-that killing one app process with SIGKILL loses no request nginx can retry.
+Checks that reads (analyses too) are answered by the replica, that a lagging replica is
+skipped and a client that just wrote reads the primary until the replica has replayed its
+write, and that killing one app process with SIGKILL loses no request nginx can retry.
 Run with ``make test-cluster`` (about a minute)."""
 
 import re
@@ -51,6 +51,17 @@ def test_reads_are_answered_by_the_replica(service):
         tile = http.get("/ogc/collections/streetlights/tiles/WebMercatorQuad/13/4047/2642")
         assert tile.status_code in (200, 204)
         assert 'db;desc="replica1"' in tile.headers["server-timing"]
+
+
+def test_analyses_read_from_the_replica(service):
+    # A distinctive coordinate marks the analysis's query in the servers' logs.
+    lon = f"-2.15{secrets.randbelow(10**9):09d}"
+    point = {"type": "Point", "coordinates": [float(lon), 53.41]}
+    body = {"inputs": {"layers": ["libraries"], "distance": 800, "geometry": point}}
+    with httpx.Client(base_url=service.url, timeout=30) as http:
+        response = http.post("/ogc/processes/features-near-location/execution", json=body)
+    assert response.status_code == 200, response.text
+    assert service.replica.logged(lon) and not service.primary.logged(lon)
 
 
 def test_lagging_replica_and_read_your_writes(service):

@@ -9,7 +9,7 @@ SERVICES = COMPOSE["services"]
 
 
 def test_the_production_shape():
-    assert set(SERVICES) == {"db", "app", "worker", "nginx"}
+    assert set(SERVICES) == {"db", "db-replica", "app", "worker", "nginx"}
     assert (PROJECT_DIR / SERVICES["db"]["build"] / "Dockerfile").read_text().count(
         "FROM postgis/postgis:"
     ) == 1
@@ -20,6 +20,17 @@ def test_the_production_shape():
     assert SERVICES["app"]["command"][:2] == ["mapserver", "run"]
     assert SERVICES["worker"]["command"] == ["mapserver", "worker"]
     assert "ports" not in SERVICES["app"]  # reached through nginx only
+
+
+def test_the_replica_is_a_basebackup_of_db_with_the_same_image():
+    replica = SERVICES["db-replica"]
+    assert replica["profiles"] == ["replica"] and replica["image"] == SERVICES["db"]["image"]
+    assert replica["entrypoint"] == ["replica.sh"]
+    assert replica["environment"]["PRIMARY_HOST"] == "db"
+    dockerfile = (PROJECT_DIR / "docker" / "postgis" / "Dockerfile").read_text()
+    # The script itself makes the cluster test's replica (tests/cluster/harness.py).
+    assert "COPY replica.sh /usr/local/bin/replica.sh" in dockerfile
+    assert "/docker-entrypoint-initdb.d/" in dockerfile
 
 
 def test_every_service_has_a_health_check():

@@ -161,3 +161,23 @@ def test_land_registry_inspire_index_polygons(runtime, scalar, tmp_path):
     assert scalar("SELECT round(sum(ST_Area(geom))) FROM layers.test_inspire") == 5 * 25 * 40
     assert scalar("SELECT min(inspire_id) FROM layers.test_inspire") == 52000000
     assert scalar("SELECT Find_SRID('layers', 'test_inspire', 'geom')") == 27700
+
+
+def test_geometry_only_source(runtime, scalar, tmp_path):
+    """A GeoPackage with no attribute columns (a street grid) loads every row."""
+    lines = gpd.GeoSeries.from_wkt(
+        [f"LINESTRING ({389000 + 100 * n} 390000, {389100 + 100 * n} 390000)" for n in range(4)],
+        crs=27700,
+    )
+    path = tmp_path / "grid.gpkg"
+    gpd.GeoDataFrame(geometry=lines).to_file(path, driver="GPKG")
+    layer = Layer.model_validate(
+        {"id": "test_bare_lines", "title": "Bare lines", "theme": "Test",
+         "geometry": "LineString", "attribution": "test", "fields": []}
+    )  # fmt: skip
+    result = load_layer(
+        runtime.engine, layer, path, reports_dir=tmp_path, run_by="test",
+        catalogue=runtime.catalogue,
+    )  # fmt: skip
+    assert result.rows_loaded == 4
+    assert scalar("SELECT round(sum(ST_Length(geom))) FROM layers.test_bare_lines") == 400

@@ -17,7 +17,14 @@ from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 
 from mapserver.access import Authentication, KeyStore, create_key
-from mapserver.ratelimit import PostgresCounters, RateLimit, RedisCounters, run_once
+from mapserver.ratelimit import (
+    SYNC_S,
+    WINDOW_S,
+    PostgresCounters,
+    RateLimit,
+    RedisCounters,
+    run_once,
+)
 
 from ..conftest import free_port
 
@@ -41,10 +48,10 @@ def serve(app) -> Iterator[str]:
         thread.join(timeout=5)
 
 
-def limited_app(engine, store):
+def limited_app(engine, store, per_ip=3):
     """A tiny app behind the real authentication and rate-limit middleware."""
     app = Starlette(routes=[Route("/ping", lambda request: PlainTextResponse("pong"))])
-    app.add_middleware(RateLimit, store=store, per_ip=3, per_key=5)
+    app.add_middleware(RateLimit, store=store, per_ip=per_ip, per_key=5)
     app.add_middleware(Authentication, keys=KeyStore(engine))
     return app
 
@@ -106,6 +113,22 @@ def test_two_app_processes_share_one_limit(store, engine):
         with client_from(address, a) as to_a, client_from(address, b) as to_b:
             statuses = [c.get("/ping").status_code for c, _ in zip(cycle([to_a, to_b]), range(5))]
     assert statuses == [200, 200, 200, 429, 429]
+
+
+def test_well_under_the_limit_requests_reach_the_store_in_batches(engine, scalar):
+    if time.time() % WINDOW_S > WINDOW_S - 10:  # all in one window: its batches add up
+        time.sleep(WINDOW_S - time.time() % WINDOW_S)
+    address = next(CLIENT_ADDRESSES)
+    stored = f"SELECT coalesce(sum(hits), 0) FROM app.rate_counters WHERE who = 'ip:{address}'"
+    with (
+        serve(limited_app(engine, PostgresCounters(engine), per_ip=1000)) as url,
+        client_from(address, url) as c,
+    ):
+        assert all(c.get("/ping").status_code == 200 for _ in range(20))
+        assert 1 <= scalar(stored) < 20  # the first request, then a batch a second at most
+        time.sleep(SYNC_S)
+        assert c.get("/ping").status_code == 200
+        assert scalar(stored) == 21  # nothing lost: the rest came with this one
 
 
 def test_a_store_that_does_not_answer_lets_requests_through(engine):

@@ -120,6 +120,12 @@ function percent(figure) {
   return `${figure.pct.toFixed(1)}% (${figure.weight.toLocaleString("en-GB")})`;
 }
 
+function proof(solver) {
+  if (solver.optimal) return "These sites are proven optimal.";
+  const why = solver.status === "time limit" ? " (the solver stopped at its time limit)" : "";
+  return `These sites are proven within ${(100 * solver.gap).toFixed(2)}% of the best possible${why}.`;
+}
+
 function show(result, body) {
   const headline = result.distance.type;
   document.getElementById("siting-distance").textContent =
@@ -139,7 +145,8 @@ function show(result, body) {
   document.getElementById("siting-uncovered").textContent =
     `Still uncovered: ${result.uncovered.points.toLocaleString("en-GB")} demand points ` +
     `(weight ${result.uncovered.weight.toLocaleString("en-GB")}); ` +
-    `${result.unreachable.pct.toFixed(1)}% of the demand is out of reach of every site.`;
+    `${result.unreachable.pct.toFixed(1)}% of the demand is out of reach of every site. ` +
+    proof(result.solver);
   const sites = document.querySelector("#siting-sites tbody");
   sites.replaceChildren();
   for (const site of result.sites) {
