@@ -410,6 +410,17 @@ def _drop_retired(conn: Connection, layer: Layer, catalogue: Catalogue | None) -
             cur.execute(sql.drop_table(_retired(each)))
 
 
+def _open_spare(db: "Connects") -> None:
+    """Open the GiST's connection (and give it back to ``db``'s pool) while the rows are
+    copied, not when the index is due."""
+
+    def run() -> None:
+        with suppress(Exception):  # a failure shows when the GiST asks for its connection
+            db.raw_connection().close()
+
+    threading.Thread(target=run, name="load-connect", daemon=True).start()
+
+
 def _gist_index(db: "Connects", staging: str) -> None:
     with _connected(db) as conn, conn, conn.cursor() as cur:
         for statement in sql.LOAD_SETTINGS:
@@ -552,6 +563,7 @@ def _load_version(
     chunks = _Ahead(_copy_chunks(reader, layer, context, tally, progress))
     try:
         _drop_retired(conn, layer, catalogue)
+        _open_spare(db)
         with conn, conn.cursor() as cur:
             for statement in sql.LOAD_SETTINGS:
                 cur.execute(statement)
