@@ -293,7 +293,7 @@ def test_limits_per_address_and_device():
 def strict_server(runtime):
     """The same service with a limit of two submissions an hour, on its own port."""
     settings = runtime.settings.model_copy(update={"report_rate_limit": 2, "port": free_port()})
-    strict = type(runtime)(settings=settings, engine=runtime.engine, catalogue=runtime.catalogue)
+    strict = type(runtime)(settings=settings, catalogue=runtime.catalogue)
     server = uvicorn.Server(
         uvicorn.Config(
             create_app(strict), host=settings.host, port=settings.port, log_level="warning"
@@ -306,6 +306,7 @@ def strict_server(runtime):
     yield settings.base_url
     server.should_exit = True
     thread.join(timeout=10)
+    strict.close()  # its own pools (the cluster is the suite's)
 
 
 def test_rate_limit_answers_429(strict_server, client):
