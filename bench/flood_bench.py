@@ -24,6 +24,7 @@ The load generator runs on the same two cores as the service and the database.
 import argparse
 import asyncio
 import io
+import json
 import os
 import random
 import shutil
@@ -33,8 +34,10 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import httpx
 from PIL import Image
@@ -76,6 +79,68 @@ class Tally:
     retries: int = 0
     failures: dict[str, int] = field(default_factory=dict)  # what a failed attempt saw
     given_up: int = 0
+
+
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int, children: bool = False) -> float:
+    """CPU time (user + system) of a live process; ``children`` adds its exited children's."""
+    try:
+        fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()  # noqa: SIM115
+    except OSError:
+        return 0.0
+    used = int(fields[11]) + int(fields[12])  # utime, stime
+    if children:
+        used += int(fields[13]) + int(fields[14])  # cutime, cstime
+    return used / TICK
+
+
+def postgres_seconds(postmaster: int) -> float:
+    """The cluster's CPU time: the postmaster, its exited backends and the live ones."""
+    live = 0.0
+    for entry in os.scandir("/proc"):
+        if entry.name.isdigit():
+            try:
+                stat = open(f"/proc/{entry.name}/stat").read()  # noqa: SIM115
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == postmaster:
+                live += cpu_seconds(int(entry.name))
+    return cpu_seconds(postmaster, children=True) + live
+
+
+@dataclass
+class CpuMeter:
+    """CPU seconds of the app processes, PostgreSQL and this load generator over the run
+    (what 2 cores give at most 2 s a second: the cost of a report whatever else runs)."""
+
+    apps: list[int]
+    data_dir: Path
+    spent: dict[str, float] = field(default_factory=dict)
+
+    def postmaster(self) -> int:
+        return int((self.data_dir / "postmaster.pid").read_text().split()[0])
+
+    def sample(self) -> dict[str, float]:
+        return {
+            "app": sum(cpu_seconds(pid) for pid in self.apps),
+            "postgres": postgres_seconds(self.postmaster()),
+            "load": time.process_time(),
+        }
+
+    def begin(self) -> None:
+        self.spent = {name: -used for name, used in self.sample().items()}
+
+    def before_restart(self) -> None:
+        """The old postmaster's time, kept: the new one counts from nothing."""
+        self.spent["postgres"] += postgres_seconds(self.postmaster())
+
+    def after_restart(self) -> None:
+        self.spent["postgres"] -= postgres_seconds(self.postmaster())
+
+    def end(self) -> dict[str, float]:
+        return {name: used + self.spent[name] for name, used in self.sample().items()}
 
 
 def free_port() -> int:
@@ -121,7 +186,7 @@ def servers(settings: Settings, workers: int):
                 if time.monotonic() > deadline:
                     raise SystemExit(f"{url} did not start: see {WORK_DIR}")
                 time.sleep(0.3)
-        yield urls
+        yield urls, [process.pid for process in processes]
     finally:
         for process in processes:
             process.send_signal(signal.SIGTERM)
@@ -134,12 +199,82 @@ def servers(settings: Settings, workers: int):
             log.close()
 
 
+BOUNDARY = "floodbench" + uuid.uuid4().hex
+
+
+def multipart(form: dict[str, str], image: bytes | None) -> list[bytes]:
+    """A multipart/form-data body as the pieces to write (the photo is not copied)."""
+    text_parts = "".join(
+        f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'
+        for name, value in form.items()
+    )
+    pieces = [text_parts.encode()]
+    if image is not None:
+        pieces += [
+            f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="photos";'
+            f' filename="flood.jpg"\r\nContent-Type: image/jpeg\r\n\r\n'.encode(),
+            image,
+            b"\r\n",
+        ]
+    return [*pieces, f"--{BOUNDARY}--\r\n".encode()]
+
+
+class Refused(Exception):
+    """An answer this client cannot read (not one the service sends)."""
+
+
+class Keepalive:
+    """One resident's HTTP/1.1 connection to one app process: a request written from
+    ready-made pieces, the answer read by its Content-Length. Much cheaper than a general
+    client (httpx spent ~8 ms of CPU a report, on the same cores as the service)."""
+
+    def __init__(self, url: str) -> None:
+        host, port = url.removeprefix("http://").split(":")
+        self.host, self.port = host, int(port)
+        self.streams: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
+        self.used = 0.0
+
+    def close(self) -> None:
+        if self.streams:
+            self.streams[1].close()
+            self.streams = None
+
+    async def post(
+        self, path: str, headers: dict[str, str], body: list[bytes]
+    ) -> tuple[int, bytes]:
+        # uvicorn closes a connection idle for 5 s: open a new one rather than lose a try.
+        if self.streams and (self.streams[0].at_eof() or time.monotonic() - self.used > 4):
+            self.close()
+        if self.streams is None:
+            self.streams = await asyncio.open_connection(self.host, self.port)
+        self.used = time.monotonic()
+        reader, writer = self.streams
+        head = f"POST {path} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\n" + "".join(
+            f"{name}: {value}\r\n" for name, value in headers.items()
+        )
+        length = sum(len(piece) for piece in body)
+        writer.writelines([f"{head}Content-Length: {length}\r\n\r\n".encode(), *body])
+        await writer.drain()
+        lines = (await reader.readuntil(b"\r\n\r\n")).split(b"\r\n")
+        status, fields = int(lines[0].split()[1]), {}
+        for line in lines[1:]:
+            name, _, value = line.partition(b":")
+            fields[name.strip().lower()] = value.strip().lower()
+        if b"content-length" not in fields:
+            raise Refused("an answer without Content-Length")
+        answer = await reader.readexactly(int(fields[b"content-length"]))
+        if fields.get(b"connection") == b"close":
+            self.close()
+        return status, answer
+
+
 async def resident(
-    number: int, urls: list[str], http: httpx.AsyncClient, tally: Tally, args: argparse.Namespace,
-    end: float, image: bytes,
+    number: int, urls: list[str], tally: Tally, args: argparse.Namespace, end: float,
+    image: bytes,
 ) -> None:  # fmt: skip
     rng = random.Random(number)
     device = f"flood{number:05d}{uuid.uuid4().hex[:8]}"
+    connections = {url: Keepalive(url) for url in urls}
     mean_wait = args.residents / args.rate  # all residents together offer the target rate
     await asyncio.sleep(rng.uniform(0, mean_wait))
     while time.monotonic() < end:
@@ -154,31 +289,32 @@ async def resident(
             "device_id": device,
             **answers,
         }
-        files = (
-            [("photos", ("flood.jpg", image, "image/jpeg"))]
-            if rng.random() < args.photo_share
-            else []
-        )
+        body = multipart(form, image if rng.random() < args.photo_share else None)
+        headers = {
+            "Content-Type": f"multipart/form-data; boundary={BOUNDARY}",
+            "Idempotency-Key": key,
+        }
         tally.offered += 1
         first = time.monotonic()
         url = urls[(number + tally.offered) % len(urls)]
         while True:
             started = time.monotonic()
+            connection = connections[url]
             try:
-                answer = await http.post(
-                    f"{url}/api/reports", data=form, files=files, headers={"Idempotency-Key": key}
-                )
-                status = str(answer.status_code)
-            except httpx.HTTPError as exc:
-                answer, status = None, type(exc).__name__
-            if answer is not None and answer.status_code in (200, 201):
+                async with asyncio.timeout(30):
+                    status, answer = await connection.post("/api/reports", headers, body)
+                failure = str(status)
+            except (OSError, asyncio.IncompleteReadError, TimeoutError, Refused) as exc:
+                connection.close()
+                status, failure = 0, type(exc).__name__
+            if status in (200, 201):
                 now = time.monotonic()
-                tally.accepted[key] = answer.json()["reference"]
+                tally.accepted[key] = json.loads(answer)["reference"]
                 tally.latencies.append(now - started)
                 tally.end_to_end.append(now - first)
                 break
-            tally.failures[status] = tally.failures.get(status, 0) + 1
-            if answer is not None and answer.status_code < 500 and answer.status_code != 429:
+            tally.failures[failure] = tally.failures.get(failure, 0) + 1
+            if 0 < status < 500 and status != 429:
                 tally.given_up += 1  # refused for good (a bug in this bench or the service)
                 break
             if time.monotonic() > end + 60:
@@ -188,26 +324,29 @@ async def resident(
             url = urls[(urls.index(url) + 1) % len(urls)]  # as nginx would, try another
             await asyncio.sleep(0.2)
         await asyncio.sleep(rng.expovariate(1 / mean_wait))
+    for connection in connections.values():
+        connection.close()
 
 
-async def flood(urls: list[str], args: argparse.Namespace, restart) -> tuple[Tally, float]:  # noqa: ANN001
+async def flood(
+    urls: list[str], args: argparse.Namespace, restart: Callable[[], float] | None, meter: CpuMeter
+) -> tuple[Tally, float, dict[str, float]]:
     tally = Tally()
     image = photo()
-    limits = httpx.Limits(max_connections=args.residents, max_keepalive_connections=args.residents)
-    async with httpx.AsyncClient(timeout=30, limits=limits) as http:
-        started = time.monotonic()
-        end = started + args.seconds
-        tasks = [
-            asyncio.create_task(resident(n, urls, http, tally, args, end, image))
-            for n in range(args.residents)
-        ]
-        if restart:
-            await asyncio.sleep(args.seconds / 2)
-            print("restarting PostgreSQL…", flush=True)
-            took = await asyncio.to_thread(restart)
-            print(f"PostgreSQL back after {took:.1f} s", flush=True)
-        await asyncio.gather(*tasks)
-        return tally, time.monotonic() - started
+    meter.begin()
+    started = time.monotonic()
+    end = started + args.seconds
+    tasks = [
+        asyncio.create_task(resident(n, urls, tally, args, end, image))
+        for n in range(args.residents)
+    ]
+    if restart:
+        await asyncio.sleep(args.seconds / 2)
+        print("restarting PostgreSQL…", flush=True)
+        took = await asyncio.to_thread(restart)
+        print(f"PostgreSQL back after {took:.1f} s", flush=True)
+    await asyncio.gather(*tasks)
+    return tally, time.monotonic() - started, meter.end()
 
 
 def percentile(values: list[float], share: float) -> float:
@@ -248,10 +387,11 @@ def main() -> int:
     parser.add_argument("--workers", type=int, default=2, help="app processes")
     parser.add_argument("--photo-share", type=float, default=0.5)
     parser.add_argument("--restart", action="store_true", help="restart PostgreSQL halfway")
+    parser.add_argument("--pg-port", type=int, default=PG_PORT, help="the private cluster's port")
     args = parser.parse_args()
 
     WORK_DIR.mkdir(parents=True, exist_ok=True)
-    base = Settings(state_dir=WORK_DIR / "state", pg_port=PG_PORT, pg_database=DATABASE)
+    base = Settings(state_dir=WORK_DIR / "state", pg_port=args.pg_port, pg_database=DATABASE)
     cluster = private_cluster(base)
     started_cluster = cluster.start()
     try:
@@ -263,12 +403,16 @@ def main() -> int:
 
         def restart() -> float:
             began = time.monotonic()
+            meter.before_restart()
             cluster.stop()
             cluster.start()
+            meter.after_restart()
             return time.monotonic() - began
 
-        with servers(settings, args.workers) as urls:
-            tally, took = asyncio.run(flood(urls, args, restart if args.restart else None))
+        with servers(settings, args.workers) as (urls, pids):
+            meter = CpuMeter(pids, cluster.data_dir)
+            flooded = flood(urls, args, restart if args.restart else None, meter)
+            tally, took, cpu = asyncio.run(flooded)
         lost, duplicated, wrong, unannounced = count_check(runtime.engine, tally)
         runtime.close()
     finally:
@@ -284,6 +428,11 @@ def main() -> int:
     print(f"  offered {tally.offered}, accepted {accepted}, given up {tally.given_up}, "
           f"retries {tally.retries}, failed attempts {tally.failures or 'none'}")  # fmt: skip
     print(f"  throughput {throughput:.1f} reports/s (run took {took:.1f} s)")
+    per_report = {name: used * 1000 / max(1, accepted) for name, used in cpu.items()}
+    print(f"  CPU ms per accepted report: {sum(per_report.values()):.1f} "
+          f"(app {per_report['app']:.1f}, PostgreSQL {per_report['postgres']:.1f}, "
+          f"load generator {per_report['load']:.1f}); machine load average "
+          f"{' '.join(f'{v:.2f}' for v in os.getloadavg())}")  # fmt: skip
     print(f"  latency ms (accepted attempt): {spread(tally.latencies)}")
     print(f"  latency ms (end to end, retries included): {spread(tally.end_to_end)}")
     print(f"  count check: lost {lost}, duplicated {duplicated}, wrong reference {wrong}, "
