@@ -11,11 +11,12 @@ from typing import Any
 from fastapi import APIRouter, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pyproj import Transformer
+from pyproj import CRS, Transformer
 from sqlalchemy import text
 from sqlalchemy.engine import Connection, Engine
 
 from layers.catalogue import Catalogue
+from layers.model import Layer
 from mapserver.access import principal
 from mapserver.replicas import read_engine
 
@@ -165,32 +166,57 @@ def places(
     return [dict(row) for row in rows]
 
 
+@lru_cache(maxsize=8)
+def _area_of_use(srid: int) -> tuple[float, float, float, float]:
+    """Where a CRS is valid (west, south, east, north in degrees): outside it a transform
+    can fail ("outside of projection domain"), and no feature stored in it lies there."""
+    area = CRS.from_epsg(srid).area_of_use
+    return area.bounds if area else (-180.0, -90.0, 180.0, 90.0)
+
+
 def locate_point(engine: Engine, catalogue: Catalogue, lon: float, lat: float) -> dict[str, Any]:
     """Is (lon, lat) inside the council and, if not, which neighbouring council is it in:
     ``{"inside", "council", "message"}`` (also used by fault reports)."""
+    with engine.connect() as conn:
+        return place_in_council(conn, catalogue, lon, lat)
+
+
+def _at(layer: Layer, lon: float, lat: float) -> str:
+    """SQL: the features of ``layer`` at (``:lon``, ``:lat``). Inside the area of the
+    layer's CRS the point is transformed (the spatial index serves, and one point is
+    transformed rather than every polygon); elsewhere, where that transform can fail, the
+    features are compared in longitude/latitude."""
+    point = "ST_SetSRID(ST_MakePoint(:lon, :lat), 4326)"
+    west, south, east, north = _area_of_use(layer.srid)
+    if west <= lon <= east and south <= lat <= north:
+        return f"ST_Intersects(geom, ST_Transform({point}, {layer.srid}))"
+    return f"ST_Intersects(ST_Transform(geom, 4326), {point})"
+
+
+def place_in_council(
+    conn: Connection, catalogue: Catalogue, lon: float, lat: float
+) -> dict[str, Any]:
+    """:func:`locate_point` on an open connection."""
     council = catalogue.council
     boundary = catalogue.layers[council.boundary_layer]
-    # Compared in longitude/latitude: a point anywhere on Earth is valid here, and British
-    # National Grid cannot represent them all.
-    point = "ST_SetSRID(ST_MakePoint(:lon, :lat), 4326)"
-    with engine.connect() as conn:
-        inside = conn.execute(
+    where = {"lon": lon, "lat": lat}
+    inside = conn.execute(
+        text(
+            f'SELECT EXISTS (SELECT 1 FROM layers."{boundary.table_name}"'
+            f" WHERE {_at(boundary, lon, lat)})"
+        ),
+        where,
+    ).scalar()
+    neighbour = None
+    if not inside and council.neighbours_layer and council.neighbour_name_field:
+        layer = catalogue.layers[council.neighbours_layer]
+        neighbour = conn.execute(
             text(
-                f'SELECT EXISTS (SELECT 1 FROM layers."{boundary.table_name}"'
-                f" WHERE ST_Intersects(ST_Transform(geom, 4326), {point}))"
+                f'SELECT "{council.neighbour_name_field}" FROM layers."{layer.table_name}"'
+                f" WHERE {_at(layer, lon, lat)} LIMIT 1"
             ),
-            {"lon": lon, "lat": lat},
+            where,
         ).scalar()
-        neighbour = None
-        if not inside and council.neighbours_layer and council.neighbour_name_field:
-            layer = catalogue.layers[council.neighbours_layer]
-            neighbour = conn.execute(
-                text(
-                    f'SELECT "{council.neighbour_name_field}" FROM layers."{layer.table_name}"'
-                    f" WHERE ST_Intersects(ST_Transform(geom, 4326), {point}) LIMIT 1"
-                ),
-                {"lon": lon, "lat": lat},
-            ).scalar()
     if inside:
         message = f"Inside {council.name}."
     elif neighbour:
