@@ -25,7 +25,7 @@ from mapserver.errors import ServiceError
 from mapserver.settings import Settings
 
 if TYPE_CHECKING:
-    from sqlalchemy.engine import Engine
+    from sqlalchemy.engine import Connection, Engine
     from sqlalchemy.pool import ConnectionPoolEntry, PoolProxiedConnection
 
 APP_SCHEMA = "app"
@@ -161,6 +161,23 @@ def _ping_when_idle(engine: "Engine") -> None:
                 cursor.execute("SELECT 1")
         except Exception as exc:  # noqa: BLE001 (any failure: the pool connects anew)
             raise DisconnectionError(str(exc)) from exc
+
+
+@contextmanager
+def autocommit(engine: "Engine") -> "Iterator[Connection]":
+    """A pooled connection on which each statement commits by itself: no BEGIN, COMMIT or
+    ROLLBACK round trips, for reads that need no snapshot and writes of one statement.
+    Set on psycopg2's connection, which sends nothing for it (SQLAlchemy's isolation_level
+    option sends a SET when a connection is taken and another when it is given back)."""
+    with engine.connect() as conn:
+        driver = conn.connection.dbapi_connection
+        assert driver is not None
+        driver.autocommit = True
+        try:
+            yield conn
+        finally:
+            if not driver.closed:  # not when a lost connection was thrown away meanwhile
+                driver.autocommit = False
 
 
 def check_connection(db: Direct) -> None:

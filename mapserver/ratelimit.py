@@ -16,6 +16,7 @@ a service outage.
 
 import logging
 import math
+import threading
 import time
 from dataclasses import dataclass
 from typing import Protocol
@@ -28,6 +29,7 @@ from starlette.requests import HTTPConnection
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from mapserver.access import principal, send_json
+from mapserver.database import autocommit
 from mapserver.settings import Settings
 
 log = logging.getLogger("mapserver.ratelimit")
@@ -40,6 +42,8 @@ INSERT INTO app.rate_counters (who, window_start, hits) VALUES (:who, :window, :
 ON CONFLICT (who, window_start) DO UPDATE SET hits = rate_counters.hits + EXCLUDED.hits
 RETURNING hits
 """
+COUNTING_CONNECTIONS = 2  # per process
+SLOT_WAIT_S = 5.0  # as long as connecting may take (mapserver.database: connect_timeout)
 FORGET = "DELETE FROM app.rate_counters WHERE window_start < :window"
 
 
@@ -51,15 +55,34 @@ class CounterStore(Protocol):
         ...
 
 
+class Busy(Exception):
+    """No counting connection came free in time: the store does not answer."""
+
+
 class PostgresCounters:
-    errors = (DBAPIError,)
+    errors = (DBAPIError, Busy)
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+        # Counts reach the store from worker threads (every request, past half a limit;
+        # each new caller's first): a few connections at a time, rather than one per
+        # thread beyond the pool (opened and closed per use, each new one an
+        # authentication and a backend). A wait as long as a connection's timeout means
+        # the database does not answer.
+        self.slots = threading.BoundedSemaphore(COUNTING_CONNECTIONS)
 
     def hit(self, who: str, window: int, n: int = 1) -> int:
-        with self.engine.begin() as conn:
-            return conn.execute(text(HIT), {"who": who, "window": window, "n": n}).scalar_one()
+        if not self.slots.acquire(timeout=SLOT_WAIT_S):
+            raise Busy(f"no counting connection free within {SLOT_WAIT_S} s")
+        try:
+            # One statement, its own transaction: the counter row (one per address, and a
+            # flood comes through few) is locked only while PostgreSQL runs the upsert,
+            # not across the round trips of a BEGIN ... COMMIT.
+            with autocommit(self.engine) as conn:
+                params = {"who": who, "window": window, "n": n}
+                return conn.execute(text(HIT), params).scalar_one()
+        finally:
+            self.slots.release()
 
 
 class RedisCounters:
