@@ -147,26 +147,35 @@ def clean(upload: bytes) -> CleanPhoto:
                 if scale < 1:
                     image.draft("RGB", (int(image.width * scale), int(image.height * scale)))
                 image.load()
-                upright = ImageOps.exif_transpose(image)
+                # In place: a copy of every pixel is a good share of the cost of a photo.
+                ImageOps.exif_transpose(image, in_place=True)
+                # Only pixels travel on: a new image with no info, EXIF, XMP or ICC profile.
+                pixels = Image.new("RGB", image.size)
+                pixels.paste(image if image.mode == "RGB" else image.convert("RGB"))
     except PhotoRejected:
         raise
     except (UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise PhotoRejected("That file is not a JPEG, PNG, WebP or HEIC photo.") from None
     except (OSError, ValueError, SyntaxError):
         raise PhotoRejected("That photo is damaged and cannot be read.") from None
-    # Only pixels travel on: a new image with no info, EXIF, XMP or ICC profile.
-    pixels = upright.convert("RGB")
     pixels.thumbnail((MAX_SIDE, MAX_SIDE), Image.Resampling.LANCZOS, reducing_gap=3.0)
-    thumb = pixels.copy()
-    thumb.thumbnail((THUMB_SIDE, THUMB_SIDE), Image.Resampling.LANCZOS, reducing_gap=3.0)
+    # A small picture: halving first by averaging (reducing_gap=1) costs half of a full
+    # Lanczos pass and looks the same at 320 pixels.
+    thumb = pixels.resize(_fit(pixels.size, THUMB_SIDE), Image.Resampling.LANCZOS, reducing_gap=1.0)
     return CleanPhoto(_jpeg(pixels), _jpeg(thumb), pixels.width, pixels.height)
 
 
+def _fit(size: tuple[int, int], side: int) -> tuple[int, int]:
+    """``size`` shrunk to fit a square of ``side`` (as Image.thumbnail does), never grown."""
+    width, height = size
+    scale = min(1.0, side / max(width, height))
+    return max(1, round(width * scale)), max(1, round(height * scale))
+
+
 def _jpeg(image: Image.Image) -> bytes:
+    """``image`` (one of ours, with no info) as JPEG: nothing but the pixels is written."""
     out = io.BytesIO()
-    fresh = Image.new("RGB", image.size)
-    fresh.paste(image)
-    fresh.save(out, "JPEG", quality=JPEG_QUALITY)
+    image.save(out, "JPEG", quality=JPEG_QUALITY)
     return out.getvalue()
 
 
