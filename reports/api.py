@@ -21,12 +21,13 @@ from typing import Any
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, Response
-from sqlalchemy.engine import Row
+from sqlalchemy.engine import Connection, Row
 from sqlalchemy.exc import DBAPIError
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData, UploadFile
 
 from mapserver.access import principal
+from mapserver.database import autocommit
 from mapserver.login import csrf_ok
 from reports import domain, photos, store
 from reports.domain import State, TransitionError
@@ -122,13 +123,15 @@ def _checkbox(value: Any) -> bool:  # noqa: ANN401
     return str(value).lower() in ("1", "true", "on", "yes")
 
 
-def new_report(service: Reports, fields: dict[str, Any], key: str | None) -> store.NewReport:
+def new_report(
+    service: Reports, conn: Connection, fields: dict[str, Any], key: str | None
+) -> store.NewReport:
     """A resident's form, checked: Invalid (field -> message) for the first problem."""
     category = category_of(service, fields.get("category"))
     lon = coordinate(fields.get("lon"), "Longitude", -180, 180)
     lat = coordinate(fields.get("lat"), "Latitude", -90, 90)
     asset_id = clean_text(fields.get("asset_id"), "asset_id", "the asset", 60) or None
-    where = locate(service, category, lon, lat, asset_id)
+    where = locate(service, conn, category, lon, lat, asset_id)
     title = clean_text(fields.get("title"), "title", "a title", domain.MAX_TITLE, required=True)
     description = clean_text(
         fields.get("description"), "description", "a description", domain.MAX_DESCRIPTION
@@ -183,7 +186,7 @@ def submit(
     limited: bool = True,
 ) -> tuple[store.Created, int]:
     """The whole submit, in a worker thread: a retry answers from the earlier report;
-    otherwise check, clean photos, write them, then one transaction for the rest.
+    otherwise check, clean photos, write them, then one statement writes the rest.
     ``limited=False`` skips the per-address limit, for callers with an API key (the
     per-key limit of mapserver.ratelimit applies to them)."""
     key = str(fields.get("idempotency_key") or request.headers.get("idempotency-key") or "")
@@ -191,21 +194,27 @@ def submit(
         raise Invalid(
             {"idempotency_key": "The idempotency key must be 16-100 letters, digits, - or _."}, 400
         )
-    if key:
-        with service.engine.connect() as conn:
-            if earlier := store.find_by_idempotency_key(conn, key):
-                return earlier, 200
-    if limited:
-        spend(service, request, fields)
-    new = replace(new_report(service, fields, key or None), source=source)
+    # Each statement commits by itself (see mapserver.database.autocommit): the reads need
+    # no transaction and the write is one atomic statement (store.create_report), which
+    # is committed before the answer, so the resident reads it back. No connection is held
+    # while the photos are cleaned: the pool stays small, no new ones are opened.
+    with service.submits, autocommit(service.engine) as conn:
+        if key and (earlier := store.find_by_idempotency_key(conn, key)):
+            return earlier, 200
+        if limited:
+            spend(service, request, fields)
+        new = replace(new_report(service, conn, fields, key or None), source=source)
+        ward = store.ward_at(conn, service.config, service.catalogue, new.point)
     cleaned = photo_uploads(service, [data for _, data in uploads], [n for n, _ in uploads])
     manage = f"{service.settings.base_url}/reports/{{reference}}?token={{token}}"
-    with photos_written(service, cleaned) as records:
-        with service.engine.begin() as conn:
-            ward = store.ward_at(conn, service.config, service.catalogue, new.point)
-            created = store.create_report(
-                conn, new, prefix=service.prefix, ward=ward, photos=records, report_url=manage
-            )
+    with (
+        photos_written(service, cleaned) as records,
+        service.submits,
+        autocommit(service.engine) as conn,
+    ):
+        created = store.create_report(
+            conn, new, prefix=service.prefix, ward=ward, photos=records, report_url=manage
+        )
     if created.replayed:  # the same key won a race meanwhile: these files are not needed
         photos.discard(service.photo_store, records)
         return created, 200
@@ -278,17 +287,16 @@ def check(
     chosen = service.config.category(category) if category else None
     if category and chosen is None:
         return JSONResponse({"detail": f"No category {category!r}."}, status_code=400)
-    try:
-        where = locate(service, chosen, lon, lat, asset_id or None)
-    except Invalid as exc:
-        if "location" not in exc.errors:
-            return invalid_response(exc)
-        return JSONResponse({"inside": False, "message": exc.errors["location"], "nearby": []})
-    nearby = []
-    if chosen:
-        with service.engine.connect() as conn:
-            rows = store.nearby_open(conn, chosen, where.point, asset_id=where.asset_id)
-        nearby = [_nearby_json(row) for row in rows]
+    with service.engine.connect() as conn:
+        try:
+            where = locate(service, conn, chosen, lon, lat, asset_id or None)
+        except Invalid as exc:
+            if "location" not in exc.errors:
+                return invalid_response(exc)
+            message = exc.errors["location"]
+            return JSONResponse({"inside": False, "message": message, "nearby": []})
+        rows = chosen and store.nearby_open(conn, chosen, where.point, asset_id=where.asset_id)
+    nearby = [_nearby_json(row) for row in rows or []]
     return JSONResponse(
         {
             "inside": True,

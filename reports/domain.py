@@ -109,9 +109,3 @@ def personal_details_in(text: str) -> list[str]:
     if PHONE_LIKE.search(text):
         found.append("a phone number")
     return found
-
-
-def reference(prefix: str, year: int, number: int) -> str:
-    """A report's public reference, e.g. ``SMBC-2026-000123`` (the number is the report's
-    id: unique across years, so a reference never needs a counter row to lock)."""
-    return f"{prefix}-{year}-{number:06d}"

@@ -3,6 +3,7 @@ store, the submission limits; and the steps of a submit that both the JSON API a
 pages use (validation, location checks, photos written before the commit)."""
 
 import re
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -11,10 +12,10 @@ from typing import Any
 
 from fastapi import HTTPException, Request
 from pyproj import Transformer
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 
 from layers.catalogue import Catalogue
-from mapserver.search import locate_point
+from mapserver.search import place_in_council
 from mapserver.settings import Settings
 from reports import domain, photos, store
 from reports.categories import Category, ReportsConfig, load_reports_config
@@ -46,6 +47,11 @@ class Reports:
     config: ReportsConfig
     photo_store: photos.PhotoStore
     limit: HourlyLimit
+    # Submits at a database step at once in this process: a flood waits here, not in
+    # threads that each take a connection beyond the pool (opened and closed per use, each
+    # new one paying PostGIS's set-up again). Half the pool: the rest is for the rate limit
+    # and reads.
+    submits: threading.BoundedSemaphore
 
     @property
     def prefix(self) -> str:
@@ -72,6 +78,7 @@ def build(settings: Settings, engine: Engine, catalogue: Catalogue) -> Reports |
         config=config,
         photo_store=photos.photo_store(settings),
         limit=HourlyLimit(settings.report_rate_limit),
+        submits=threading.BoundedSemaphore(max(1, settings.pool_size // 2)),
     )
 
 
@@ -142,24 +149,28 @@ class Located:
 
 
 def locate(
-    service: Reports, category: Category | None, lon: float, lat: float, asset_id: str | None
+    service: Reports,
+    conn: Connection,
+    category: Category | None,
+    lon: float,
+    lat: float,
+    asset_id: str | None,
 ) -> Located:
     """Check a chosen place: inside the council (otherwise Invalid naming the neighbour),
     on the named asset (its own location wins), or snapped to the category's nearest asset
     within :data:`domain.ASSET_SNAP_METRES`."""
-    where = locate_point(service.engine, service.catalogue, lon, lat)
+    where = place_in_council(conn, service.catalogue, lon, lat)
     if not where["inside"]:
         raise Invalid({"location": where["message"]})
     point = to_point(lon, lat)
     if category is None or not category.asset_layer:
         return Located(point, lon, lat, None, False)
-    with service.engine.connect() as conn:
-        if asset_id:
-            asset = store.find_asset(conn, service.catalogue, category, asset_id=asset_id)
-            if asset is None:
-                raise Invalid({"asset_id": f"There is no {category.asset_name} {asset_id}."})
-        else:
-            asset = store.find_asset(conn, service.catalogue, category, near=point)
+    if asset_id:
+        asset = store.find_asset(conn, service.catalogue, category, asset_id=asset_id)
+        if asset is None:
+            raise Invalid({"asset_id": f"There is no {category.asset_name} {asset_id}."})
+    else:
+        asset = store.find_asset(conn, service.catalogue, category, near=point)
     if asset is None:
         return Located(point, lon, lat, None, False)
     snapped = store.Point(asset.x, asset.y)

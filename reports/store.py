@@ -17,7 +17,7 @@ import json
 import secrets
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import text
 from sqlalchemy.engine import Connection, Row
@@ -117,26 +117,73 @@ r.closed_at, ST_X(r.geom) AS x, ST_Y(r.geom) AS y,
 ST_X(ST_Transform(r.geom, 4326)) AS lon, ST_Y(ST_Transform(r.geom, 4326)) AS lat
 """
 
+# A new report in one statement (one round trip, atomic even without a transaction
+# around it): the report with its reference (``PREFIX-YEAR-000123``: the id, at least six
+# digits, unique across years so no counter row is locked), its first history row, its
+# photos' records and, with an email, the reporter's subscription and confirmation. The
+# email's text has REFERENCE where the reference goes. A key already used inserts nothing.
 INSERT_REPORT = """
-INSERT INTO app.reports (
-    id, reference, category, service_code, geom, ward_code, ward, asset_layer, asset_id,
-    title, description, reporter_name, reporter_email, reporter_phone, show_name, answers,
-    team, idempotency_key, device_id, reporter_token_hash, source)
-OVERRIDING SYSTEM VALUE
-VALUES (
-    :id, :reference, :category, :service_code, ST_SetSRID(ST_MakePoint(:x, :y), 27700),
-    :ward_code, :ward, :asset_layer, :asset_id, :title, :description, :reporter_name,
-    :reporter_email, :reporter_phone, :show_name, CAST(:answers AS jsonb), :team,
-    :idempotency_key, :device_id, :token_hash, :source)
-ON CONFLICT (idempotency_key) DO NOTHING
-RETURNING id
+WITH new AS (SELECT nextval(pg_get_serial_sequence('app.reports', 'id')) AS id),
+report AS (
+    INSERT INTO app.reports (
+        id, reference, category, service_code, geom, ward_code, ward, asset_layer, asset_id,
+        title, description, reporter_name, reporter_email, reporter_phone, show_name,
+        answers, team, idempotency_key, device_id, reporter_token_hash, source)
+    OVERRIDING SYSTEM VALUE
+    SELECT
+        new.id,
+        concat_ws('-', :prefix, :year, lpad(new.id::text, greatest(6, length(new.id::text)), '0')),
+        :category, :service_code, ST_SetSRID(ST_MakePoint(:x, :y), 27700), :ward_code, :ward,
+        :asset_layer, :asset_id, :title, :description, :reporter_name, :reporter_email,
+        :reporter_phone, :show_name, CAST(:answers AS jsonb), :team, :idempotency_key,
+        :device_id, :token_hash, :source
+    FROM new
+    ON CONFLICT (idempotency_key) DO NOTHING
+    RETURNING id, reference
+),
+history AS (
+    INSERT INTO app.report_states (report_id, from_state, state, changed_by)
+    SELECT id, NULL, :state, :changed_by FROM report
+),
+pictures AS (
+    INSERT INTO app.report_photos (report_id, position, store_key, thumbnail_key,
+        content_type, width, height, bytes, sha256)
+    SELECT report.id, p.position, p.store_key, p.thumbnail_key, p.content_type, p.width,
+        p.height, p.bytes, p.sha256
+    FROM report, jsonb_to_recordset(CAST(:photos AS jsonb)) AS p(position smallint,
+        store_key text, thumbnail_key text, content_type text, width int, height int,
+        bytes int, sha256 text)
+),
+subscription AS (
+    INSERT INTO app.report_subscribers (report_id, email, is_reporter, unsubscribe_token_hash)
+    SELECT id, :reporter_email, true, :unsubscribe_hash FROM report
+    WHERE CAST(:reporter_email AS text) IS NOT NULL
+),
+confirmation AS (
+    INSERT INTO app.email_outbox (to_address, subject, body, kind, report_id)
+    SELECT :to_address, replace(:subject, :placeholder, reference),
+        replace(:body, :placeholder, reference), 'confirmation', id FROM report
+    WHERE CAST(:reporter_email AS text) IS NOT NULL
+)
+SELECT id, reference FROM report
 """
+# Stands for the reference in the confirmation email until the statement knows it: a
+# control character, which clean text (titles, names) never holds.
+REFERENCE = "\x01reference\x01"
 
 
-def ward_at(conn: Connection, config: ReportsConfig, catalogue: Catalogue, point: Point) -> Row:
+class Ward(NamedTuple):
+    code: str | None
+    name: str | None
+
+
+NO_WARD = Ward(None, None)
+
+
+def ward_at(conn: Connection, config: ReportsConfig, catalogue: Catalogue, point: Point) -> Ward:
     """The ward (code, name) holding ``point``; both None without a ward layer or outside."""
     if not config.ward_layer:
-        return _nothing(conn)
+        return NO_WARD
     table = catalogue.layers[config.ward_layer].table_name
     code = f'"{config.ward_code_field}"' if config.ward_code_field else "NULL"
     name = f'"{config.ward_name_field}"' if config.ward_name_field else "NULL"
@@ -147,11 +194,7 @@ def ward_at(conn: Connection, config: ReportsConfig, catalogue: Catalogue, point
         ),
         {"x": point.x, "y": point.y},
     ).one_or_none()
-    return row or _nothing(conn)
-
-
-def _nothing(conn: Connection) -> Row:
-    return conn.execute(text("SELECT NULL::text AS code, NULL::text AS name")).one()
+    return Ward(row.code, row.name) if row else NO_WARD
 
 
 def find_asset(
@@ -187,12 +230,13 @@ def create_report(
     new: NewReport,
     *,
     prefix: str,
-    ward: Row,
+    ward: "Ward",
     photos: list[PhotoRecord] = (),  # type: ignore[assignment]
     report_url: str,
 ) -> Created:
     """Insert a report with its photos' records, its first history row, the reporter's
-    subscription and confirmation email (when an email was given).
+    subscription and confirmation email (when an email was given): one statement, so a
+    caller without a transaction of its own still gets all or nothing.
 
     Idempotent on ``new.idempotency_key``: when a report with that key exists (a retry,
     a double click, or the same request racing itself), nothing is written and that
@@ -200,20 +244,19 @@ def create_report(
     it wrote for this attempt. ``report_url`` is the reporter's page URL with ``{reference}``
     and ``{token}`` where the reference and secret go (for the confirmation email).
     """
-    if new.idempotency_key:
-        existing = find_by_idempotency_key(conn, new.idempotency_key)
-        if existing:
-            return existing
-    report_id = conn.execute(
-        text("SELECT nextval(pg_get_serial_sequence('app.reports', 'id'))")
-    ).scalar_one()
-    reference = domain.reference(prefix, datetime.now(UTC).year, report_id)
     token = reporter_token(new.idempotency_key)
+    email = new.reporter_email.lower() if new.reporter_email else None
+    subject, body = emails.confirmation(
+        REFERENCE,
+        new.title,
+        report_url.format(reference=REFERENCE, token=token),
+        new.category.name,
+    )
     inserted = conn.execute(
         text(INSERT_REPORT),
         {
-            "id": report_id,
-            "reference": reference,
+            "prefix": prefix,
+            "year": datetime.now(UTC).year,
             "category": new.category.id,
             "service_code": new.category.service_code,
             "x": new.point.x,
@@ -225,7 +268,8 @@ def create_report(
             "title": new.title,
             "description": new.description,
             "reporter_name": new.reporter_name,
-            "reporter_email": new.reporter_email.lower() if new.reporter_email else None,
+            "reporter_email": email,
+            "to_address": new.reporter_email,
             "reporter_phone": new.reporter_phone,
             "show_name": new.show_name,
             "answers": json.dumps(new.answers, ensure_ascii=False),
@@ -234,24 +278,34 @@ def create_report(
             "device_id": new.device_id,
             "token_hash": hash_token(token),
             "source": new.source,
+            "state": State.OPEN.value,
+            "changed_by": REPORTER.name,
+            "photos": json.dumps(
+                [
+                    {
+                        "position": position,
+                        "store_key": photo.store_key,
+                        "thumbnail_key": photo.thumbnail_key,
+                        "content_type": photo.content_type,
+                        "width": photo.width,
+                        "height": photo.height,
+                        "bytes": photo.bytes,
+                        "sha256": photo.sha256,
+                    }
+                    for position, photo in enumerate(photos)
+                ]
+            ),
+            "unsubscribe_hash": hash_token(secrets.token_urlsafe(24)),
+            "subject": subject,
+            "body": body,
+            "placeholder": REFERENCE,
         },
-    ).scalar_one_or_none()
-    if inserted is None:  # the same key committed by a concurrent request meanwhile
+    ).one_or_none()
+    if inserted is None:  # an earlier request (or a concurrent one) made it with this key
         existing = find_by_idempotency_key(conn, new.idempotency_key or "")
         assert existing is not None
         return existing
-    _record_state(conn, report_id, None, State.OPEN, REPORTER)
-    add_photos(conn, report_id, photos)
-    if new.reporter_email:
-        subscribe(conn, report_id, new.reporter_email, is_reporter=True)
-        subject, body = emails.confirmation(
-            reference,
-            new.title,
-            report_url.format(reference=reference, token=token),
-            new.category.name,
-        )
-        queue_email(conn, new.reporter_email, subject, body, "confirmation", report_id)
-    return Created(report_id, reference, token)
+    return Created(inserted.id, inserted.reference, token)
 
 
 def find_by_idempotency_key(conn: Connection, key: str) -> Created | None:
