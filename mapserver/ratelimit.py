@@ -42,6 +42,7 @@ INSERT INTO app.rate_counters (who, window_start, hits) VALUES (:who, :window, :
 ON CONFLICT (who, window_start) DO UPDATE SET hits = rate_counters.hits + EXCLUDED.hits
 RETURNING hits
 """
+HIT_SQL = text(HIT)  # parsed once
 COUNTING_CONNECTIONS = 2  # per process
 SLOT_WAIT_S = 5.0  # as long as connecting may take (mapserver.database: connect_timeout)
 FORGET = "DELETE FROM app.rate_counters WHERE window_start < :window"
@@ -80,7 +81,7 @@ class PostgresCounters:
             # not across the round trips of a BEGIN ... COMMIT.
             with autocommit(self.engine) as conn:
                 params = {"who": who, "window": window, "n": n}
-                return conn.execute(text(HIT), params).scalar_one()
+                return conn.execute(HIT_SQL, params).scalar_one()
         finally:
             self.slots.release()
 

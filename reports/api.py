@@ -125,8 +125,9 @@ def _checkbox(value: Any) -> bool:  # noqa: ANN401
 
 def new_report(
     service: Reports, conn: Connection, fields: dict[str, Any], key: str | None
-) -> store.NewReport:
-    """A resident's form, checked: Invalid (field -> message) for the first problem."""
+) -> tuple[store.NewReport, store.Ward]:
+    """A resident's form, checked (Invalid, field -> message, for the first problem), and
+    the ward it is in."""
     category = category_of(service, fields.get("category"))
     lon = coordinate(fields.get("lon"), "Longitude", -180, 180)
     lat = coordinate(fields.get("lat"), "Latitude", -90, 90)
@@ -150,7 +151,7 @@ def new_report(
     show_name = _checkbox(fields.get("show_name"))
     if show_name and not name:
         raise Invalid({"name": "Enter your name, or choose not to show it."})
-    return store.NewReport(
+    report = store.NewReport(
         category=category,
         point=where.point,
         title=title,
@@ -165,6 +166,7 @@ def new_report(
         idempotency_key=key,
         device_id=str(fields["device_id"]) if device_of(fields) else None,
     )
+    return report, where.ward
 
 
 def report_links(service: Reports, reference: str, token: str | None) -> dict[str, str]:
@@ -196,25 +198,20 @@ def submit(
         )
     # Each statement commits by itself (see mapserver.database.autocommit): the reads need
     # no transaction and the write is one atomic statement (store.create_report), which
-    # is committed before the answer, so the resident reads it back. No connection is held
-    # while the photos are cleaned: the pool stays small, no new ones are opened.
+    # is committed before the answer, so the resident reads it back.
     with service.submits, autocommit(service.engine) as conn:
         if key and (earlier := store.find_by_idempotency_key(conn, key)):
             return earlier, 200
         if limited:
             spend(service, request, fields)
-        new = replace(new_report(service, conn, fields, key or None), source=source)
-        ward = store.ward_at(conn, service.config, service.catalogue, new.point)
-    cleaned = photo_uploads(service, [data for _, data in uploads], [n for n, _ in uploads])
-    manage = f"{service.settings.base_url}/reports/{{reference}}?token={{token}}"
-    with (
-        photos_written(service, cleaned) as records,
-        service.submits,
-        autocommit(service.engine) as conn,
-    ):
-        created = store.create_report(
-            conn, new, prefix=service.prefix, ward=ward, photos=records, report_url=manage
-        )
+        new, ward = new_report(service, conn, fields, key or None)
+        new = replace(new, source=source)
+        cleaned = photo_uploads(service, [data for _, data in uploads], [n for n, _ in uploads])
+        manage = f"{service.settings.base_url}/reports/{{reference}}?token={{token}}"
+        with photos_written(service, cleaned) as records:
+            created = store.create_report(
+                conn, new, prefix=service.prefix, ward=ward, photos=records, report_url=manage
+            )
     if created.replayed:  # the same key won a race meanwhile: these files are not needed
         photos.discard(service.photo_store, records)
         return created, 200
@@ -304,7 +301,7 @@ def check(
             "lon": where.lon,
             "lat": where.lat,
             "asset_id": where.asset_id,
-            "snapped": where.snapped,
+            "snapped": bool(where.asset_id) and not asset_id,
             "nearby": nearby,
         }
     )

@@ -47,10 +47,10 @@ class Reports:
     config: ReportsConfig
     photo_store: photos.PhotoStore
     limit: HourlyLimit
-    # Submits at a database step at once in this process: a flood waits here, not in
+    # Submits at once in this process, each on one connection: a flood waits here, not in
     # threads that each take a connection beyond the pool (opened and closed per use, each
-    # new one paying PostGIS's set-up again). Half the pool: the rest is for the rate limit
-    # and reads.
+    # new one paying PostGIS's set-up again), and two cores gain nothing from more. Half
+    # the pool: the rest is for the rate limit and reads.
     submits: threading.BoundedSemaphore
 
     @property
@@ -91,18 +91,8 @@ def reports_of(request: Request) -> Reports:
 
 
 @lru_cache(maxsize=1)
-def _to_bng() -> Transformer:
-    return Transformer.from_crs(4326, 27700, always_xy=True)
-
-
-@lru_cache(maxsize=1)
 def _to_lonlat() -> Transformer:
     return Transformer.from_crs(27700, 4326, always_xy=True)
-
-
-def to_point(lon: float, lat: float) -> store.Point:
-    x, y = _to_bng().transform(lon, lat)
-    return store.Point(x, y)
 
 
 def to_lonlat(point: store.Point) -> tuple[float, float]:
@@ -139,15 +129,6 @@ def category_of(service: Reports, category_id: Any) -> Category:  # noqa: ANN401
     return category
 
 
-@dataclass(frozen=True)
-class Located:
-    point: store.Point
-    lon: float
-    lat: float
-    asset_id: str | None
-    snapped: bool  # moved onto the nearest asset
-
-
 def locate(
     service: Reports,
     conn: Connection,
@@ -155,27 +136,20 @@ def locate(
     lon: float,
     lat: float,
     asset_id: str | None,
-) -> Located:
+) -> store.Place:
     """Check a chosen place: inside the council (otherwise Invalid naming the neighbour),
     on the named asset (its own location wins), or snapped to the category's nearest asset
-    within :data:`domain.ASSET_SNAP_METRES`."""
+    within :data:`domain.ASSET_SNAP_METRES`; with the ward it is in."""
     where = place_in_council(conn, service.catalogue, lon, lat)
     if not where["inside"]:
         raise Invalid({"location": where["message"]})
-    point = to_point(lon, lat)
-    if category is None or not category.asset_layer:
-        return Located(point, lon, lat, None, False)
-    if asset_id:
-        asset = store.find_asset(conn, service.catalogue, category, asset_id=asset_id)
-        if asset is None:
-            raise Invalid({"asset_id": f"There is no {category.asset_name} {asset_id}."})
-    else:
-        asset = store.find_asset(conn, service.catalogue, category, near=point)
-    if asset is None:
-        return Located(point, lon, lat, None, False)
-    snapped = store.Point(asset.x, asset.y)
-    alon, alat = to_lonlat(snapped)
-    return Located(snapped, alon, alat, asset.asset_id, asset_id is None)
+    found = store.place(
+        conn, service.catalogue, service.config, category, lon, lat, asset_id=asset_id
+    )
+    if found is None:
+        assert category is not None
+        raise Invalid({"asset_id": f"There is no {category.asset_name} {asset_id}."})
+    return found
 
 
 def photo_uploads(

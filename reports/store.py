@@ -17,10 +17,12 @@ import json
 import secrets
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any, NamedTuple
 
 from sqlalchemy import text
 from sqlalchemy.engine import Connection, Row
+from sqlalchemy.sql.elements import TextClause
 
 from layers.catalogue import Catalogue
 from reports import domain, emails
@@ -180,49 +182,76 @@ class Ward(NamedTuple):
 NO_WARD = Ward(None, None)
 
 
-def ward_at(conn: Connection, config: ReportsConfig, catalogue: Catalogue, point: Point) -> Ward:
-    """The ward (code, name) holding ``point``; both None without a ward layer or outside."""
-    if not config.ward_layer:
-        return NO_WARD
-    table = catalogue.layers[config.ward_layer].table_name
-    code = f'"{config.ward_code_field}"' if config.ward_code_field else "NULL"
-    name = f'"{config.ward_name_field}"' if config.ward_name_field else "NULL"
-    row = conn.execute(
-        text(
-            f'SELECT {code}::text AS code, {name}::text AS name FROM layers."{table}"'
-            " WHERE ST_Intersects(geom, ST_SetSRID(ST_MakePoint(:x, :y), 27700)) LIMIT 1"
-        ),
-        {"x": point.x, "y": point.y},
-    ).one_or_none()
-    return Ward(row.code, row.name) if row else NO_WARD
+@dataclass(frozen=True)
+class Place:
+    """Where a report goes: on the asset (its location), else where the pin is."""
+
+    point: Point
+    lon: float
+    lat: float
+    asset_id: str | None  # the asset it is on: the one named, or the nearest
+    ward: Ward
 
 
-def find_asset(
+def place(
     conn: Connection,
     catalogue: Catalogue,
-    category: Category,
+    config: ReportsConfig,
+    category: Category | None,
+    lon: float,
+    lat: float,
     *,
     asset_id: str | None = None,
-    near: Point | None = None,
     metres: float = domain.ASSET_SNAP_METRES,
-) -> Row | None:
-    """The category's asset with ``asset_id``, or else the one nearest ``near`` within
-    ``metres`` (a dropped pin snaps to it): (asset_id, x, y), or None."""
-    if not category.asset_layer or (asset_id is None and near is None):
-        return None
-    table = catalogue.layers[category.asset_layer].table_name
-    field = category.asset_id_field
-    sql = f'SELECT "{field}"::text AS asset_id, ST_X(geom) AS x, ST_Y(geom) AS y'
-    sql += f' FROM layers."{table}"'
-    if asset_id is not None:
-        sql += f' WHERE "{field}"::text = :asset_id LIMIT 1'
-        params: dict[str, Any] = {"asset_id": asset_id}
+) -> Place | None:
+    """One query for a chosen place (already checked to be inside the council): the point
+    in British National Grid; the category's asset named ``asset_id`` (None when there is
+    no such asset), or else its nearest within ``metres``, whose location wins (a dropped
+    pin snaps to it); and the ward (code, name) there, both None without a ward layer.
+    PostGIS transforms the point: its set-up is paid once per pooled connection, where
+    pyproj pays ~30 ms in every new worker thread."""
+    layer = category.asset_layer if category else None
+    if layer and category:
+        table, field = catalogue.layers[layer].table_name, category.asset_id_field
+        which = (
+            f'WHERE "{field}"::text = :asset_id'
+            if asset_id
+            else "WHERE ST_DWithin(a.geom, here.geom, :metres) ORDER BY a.geom <-> here.geom"
+        )
+        asset = f'SELECT "{field}"::text AS id, a.geom FROM layers."{table}" a, here {which}'
     else:
-        assert near is not None
-        here = "ST_SetSRID(ST_MakePoint(:x, :y), 27700)"
-        sql += f" WHERE ST_DWithin(geom, {here}, :metres) ORDER BY geom <-> {here} LIMIT 1"
-        params = {"x": near.x, "y": near.y, "metres": metres}
-    return conn.execute(text(sql), params).one_or_none()
+        asset = "SELECT NULL::text AS id, NULL::geometry AS geom WHERE false"
+    ward = "SELECT NULL::text AS code, NULL::text AS name"
+    if config.ward_layer:
+        wards = catalogue.layers[config.ward_layer].table_name
+        code = f'"{config.ward_code_field}"' if config.ward_code_field else "NULL"
+        name = f'"{config.ward_name_field}"' if config.ward_name_field else "NULL"
+        ward = (
+            f'SELECT {code}::text AS code, {name}::text AS name FROM layers."{wards}" w'
+            " WHERE ST_Intersects(w.geom, spot.geom)"
+        )
+    row = conn.execute(
+        _text(
+            "WITH here AS (SELECT ST_Transform(ST_SetSRID(ST_MakePoint(:lon, :lat), 4326),"
+            f" 27700) AS geom), asset AS ({asset} LIMIT 1),"
+            " spot AS (SELECT coalesce((SELECT geom FROM asset), here.geom) AS geom FROM here)"
+            " SELECT (SELECT id FROM asset) AS asset_id, ST_X(spot.geom) AS x,"
+            " ST_Y(spot.geom) AS y, ST_X(ST_Transform(spot.geom, 4326)) AS lon,"
+            " ST_Y(ST_Transform(spot.geom, 4326)) AS lat, ward.code, ward.name"
+            f" FROM spot LEFT JOIN LATERAL ({ward} LIMIT 1) AS ward ON true"
+        ),
+        {"lon": lon, "lat": lat, "asset_id": asset_id, "metres": metres},
+    ).one()
+    if asset_id and row.asset_id is None:
+        return None
+    where = (row.lon, row.lat) if row.asset_id else (lon, lat)
+    return Place(Point(row.x, row.y), *where, row.asset_id, Ward(row.code, row.name))
+
+
+@lru_cache(maxsize=256)
+def _text(sql: str) -> TextClause:
+    """A statement parsed once (text() parses its binds each time): for the hot ones."""
+    return text(sql)
 
 
 def create_report(
@@ -253,7 +282,7 @@ def create_report(
         new.category.name,
     )
     inserted = conn.execute(
-        text(INSERT_REPORT),
+        _text(INSERT_REPORT),
         {
             "prefix": prefix,
             "year": datetime.now(UTC).year,
@@ -312,7 +341,7 @@ def find_by_idempotency_key(conn: Connection, key: str) -> Created | None:
     """The report an earlier request with this key made, if any (checked before the
     expensive work of a submit: photos need not be processed twice)."""
     row = conn.execute(
-        text("SELECT id, reference FROM app.reports WHERE idempotency_key = :key"),
+        _text("SELECT id, reference FROM app.reports WHERE idempotency_key = :key"),
         {"key": key},
     ).one_or_none()
     return Created(row.id, row.reference, reporter_token(key), replayed=True) if row else None

@@ -4,6 +4,7 @@ duplicates and the reopen window, each in one transaction as the API uses them."
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from pyproj import Transformer
 
 from mapserver.sessions import create_user
 from reports import store
@@ -11,6 +12,7 @@ from reports.categories import load_reports_config
 from reports.domain import State, TransitionError
 
 POINT = store.Point(389_500, 390_200)
+LONLAT = Transformer.from_crs(27700, 4326, always_xy=True).transform(POINT.x, POINT.y)
 
 
 @pytest.fixture(scope="module")
@@ -25,7 +27,7 @@ def _new(config, **extra):
 
 def _create(runtime, config, **extra):
     with runtime.engine.begin() as conn:
-        ward = store.ward_at(conn, config, runtime.catalogue, POINT)
+        ward = store.place(conn, runtime.catalogue, config, None, *LONLAT).ward
         return store.create_report(
             conn,
             _new(config, **extra),
