@@ -159,9 +159,11 @@ def clean(upload: bytes) -> CleanPhoto:
     except (OSError, ValueError, SyntaxError):
         raise PhotoRejected("That photo is damaged and cannot be read.") from None
     pixels.thumbnail((MAX_SIDE, MAX_SIDE), Image.Resampling.LANCZOS, reducing_gap=3.0)
-    # A small picture: halving first by averaging (reducing_gap=1) costs half of a full
-    # Lanczos pass and looks the same at 320 pixels.
-    thumb = pixels.resize(_fit(pixels.size, THUMB_SIDE), Image.Resampling.LANCZOS, reducing_gap=1.0)
+    # A small picture: shrunk by whole factors first by averaging (reducing_gap=1), then
+    # bilinear: a quarter of the CPU of one Lanczos pass, and no different at 320 pixels.
+    thumb = pixels.resize(
+        _fit(pixels.size, THUMB_SIDE), Image.Resampling.BILINEAR, reducing_gap=1.0
+    )
     return CleanPhoto(_jpeg(pixels), _jpeg(thumb), pixels.width, pixels.height)
 
 
