@@ -7,14 +7,15 @@ A private PostgreSQL cluster (its own port and folder under var/bench/flood) get
 database with the sample layers; W app processes (`mapserver run`, one uvicorn worker
 each, as behind nginx) serve it. R simulated residents, each with its own device id,
 submit reports (pothole, road flooding, fly-tipping; a share with one 800x600 JPEG
-photo) at random moments so that together they offer the target rate; each report has
-its own idempotency key, and a failed or refused attempt (connection error, 5xx) is
-retried with the same key until it is accepted. `--restart` restarts PostgreSQL
-halfway through the run.
+photo) at random moments (a Poisson process of its own, whatever the answers take) so
+that together they offer the target rate; each report has its own idempotency key, and
+a failed or refused attempt (connection error, 5xx) is retried with the same key until
+it is accepted. `--restart` restarts PostgreSQL halfway through the run.
 
 Printed: offered and accepted reports, throughput, latency p50/p95/p99 of accepted
-answers (the attempt that succeeded, and end to end with retries), retries, and the
-count check: every accepted key is in the database exactly once, with the reference the
+answers (the attempt that succeeded, and end to end with retries), retries, the CPU ms
+per accepted report (app processes, PostgreSQL, this load generator) and the count
+check: every accepted key is in the database exactly once, with the reference the
 resident was given, and no report exists that no resident was told about. Targets
 (issue #6): >= 150 reports/s at p95 < 300 ms on this 2-core machine, zero lost, zero
 duplicated. There is no peer to run beside us (FixMyStreet cannot be installed here).
@@ -276,8 +277,14 @@ async def resident(
     device = f"flood{number:05d}{uuid.uuid4().hex[:8]}"
     connections = {url: Keepalive(url) for url in urls}
     mean_wait = args.residents / args.rate  # all residents together offer the target rate
-    await asyncio.sleep(rng.uniform(0, mean_wait))
-    while time.monotonic() < end:
+    # Arrivals on their own clock (a Poisson process), not after each answer: a slow
+    # answer must not lower the rate offered.
+    due = time.monotonic() + rng.uniform(0, mean_wait)
+    while True:
+        await asyncio.sleep(max(0.0, due - time.monotonic()))
+        if time.monotonic() >= end:
+            break
+        due += rng.expovariate(1 / mean_wait)
         category, answers = rng.choice(CATEGORIES)
         key = uuid.uuid4().hex
         form = {
@@ -323,7 +330,6 @@ async def resident(
             tally.retries += 1
             url = urls[(urls.index(url) + 1) % len(urls)]  # as nginx would, try another
             await asyncio.sleep(0.2)
-        await asyncio.sleep(rng.expovariate(1 / mean_wait))
     for connection in connections.values():
         connection.close()
 
