@@ -175,11 +175,10 @@ REFERENCE = "\x01reference\x01"
 
 
 class Ward(NamedTuple):
+    """The ward a report is in (both None without a ward layer, or outside every ward)."""
+
     code: str | None
     name: str | None
-
-
-NO_WARD = Ward(None, None)
 
 
 @dataclass(frozen=True)
