@@ -159,6 +159,8 @@ def _ping_when_idle(engine: "Engine") -> None:
         try:
             with dbapi_connection.cursor() as cursor:  # type: ignore[attr-defined]
                 cursor.execute("SELECT 1")
+            # Not left in the transaction psycopg2 began: a caller may set autocommit.
+            dbapi_connection.rollback()  # type: ignore[attr-defined]
         except Exception as exc:  # noqa: BLE001 (any failure: the pool connects anew)
             raise DisconnectionError(str(exc)) from exc
 

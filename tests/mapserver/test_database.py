@@ -40,6 +40,8 @@ def test_an_idle_connection_is_checked_and_replaced(server, monkeypatch):
     restart(server)
     with engine.connect() as conn:  # no error: the check found the dead connection
         assert conn.execute(BACKEND).scalar() != before
+    with database.autocommit(engine) as conn:  # the check leaves no transaction open
+        assert conn.execute(BACKEND).scalar()
     engine.dispose()
 
 
