@@ -40,16 +40,18 @@ import pulp
 import shapely
 from sqlalchemy import text
 
-from analysis.siting import run_siting
-from analysis.siting_outputs import solver_line
-from bench.load_bench import bench_database
-from layers.catalogue import Catalogue
-from layers.model import Layer
-from layers.tables import ensure_layer_tables
-from loaders.pipeline import load_layer
-from mapserver import runtime as runtime_
-from mapserver.access import Principal
-from mapserver.settings import PROJECT_DIR, Settings
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # for bench.load_bench
+
+from analysis.siting import run_siting  # noqa: E402
+from analysis.siting_outputs import solver_line  # noqa: E402
+from bench.load_bench import bench_database  # noqa: E402
+from layers.catalogue import Catalogue  # noqa: E402
+from layers.model import Layer  # noqa: E402
+from layers.tables import ensure_layer_tables  # noqa: E402
+from loaders.pipeline import load_layer  # noqa: E402
+from mapserver import runtime as runtime_  # noqa: E402
+from mapserver.access import Principal  # noqa: E402
+from mapserver.settings import PROJECT_DIR, Settings  # noqa: E402
 
 CACHE_DIR = PROJECT_DIR / "var" / "bench" / "siting"
 ORIGIN = (384_000.0, 384_000.0)
