@@ -60,6 +60,9 @@ def test_analyses_read_from_the_replica(service):
     point = {"type": "Point", "coordinates": [lon, 53.41]}
     body = {"inputs": {"layers": ["libraries"], "distance": 800, "geometry": point}}
     with httpx.Client(base_url=service.url, timeout=30) as http:
+        # Both app processes (nginx takes turns) know the replica is fresh.
+        in_use = lambda: all(served_by(http.get(ITEMS)) == "replica1" for _ in range(2))  # noqa: E731
+        wait_for(in_use, 10, "replica in use by both processes")
         response = http.post("/ogc/processes/features-near-location/execution", json=body)
     assert response.status_code == 200, response.text
     assert service.replica.logged(marker) and not service.primary.logged(marker)
