@@ -4,6 +4,7 @@ import re
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 from mapserver.tiles import MVT
 from tests.browser import axe_violations
@@ -111,20 +112,32 @@ def test_large_layer_is_drawn_from_vector_tiles(page, runtime, artifacts):
     assert all(r.headers["content-type"] == MVT for r in tiles if r.status == 200)
 
     # A parcel's popup shows the catalogue's labels of the public fields, and no other.
-    on_screen = page.evaluate(
-        """() => {
-          const map = document.getElementById('map').getBoundingClientRect();
-          return [...document.querySelectorAll('path.layer-land_ownership')].findIndex((p) => {
-            const r = p.getBoundingClientRect();
-            return r.width > 4 && r.height > 4 && r.left >= map.left && r.right <= map.right
-              && r.top >= map.top && r.bottom <= map.bottom;
-          });
-        }"""
-    )
-    assert on_screen >= 0
-    page.locator("path.layer-land_ownership").nth(on_screen).click(force=True)
+    # Clicked where the parcel itself is the topmost element (not a tile of the zoom level
+    # just left, still fading out), again a moment later if the tiles were still settling.
     popup = page.locator(".leaflet-popup-content")
-    popup.wait_for()
+    for _ in range(5):
+        spot = page.evaluate(
+            """() => {
+              const map = document.getElementById('map').getBoundingClientRect();
+              for (const p of document.querySelectorAll('path.layer-land_ownership')) {
+                const r = p.getBoundingClientRect();
+                const x = r.left + r.width / 2, y = r.top + r.height / 2;
+                if (r.width > 4 && r.height > 4 && r.left >= map.left && r.right <= map.right
+                    && r.top >= map.top && r.bottom <= map.bottom
+                    && document.elementFromPoint(x, y) === p) return [x, y];
+              }
+              return null;
+            }"""
+        )
+        if spot is not None:
+            page.mouse.click(*spot)
+            try:
+                popup.wait_for(timeout=1_500)
+                break
+            except PlaywrightTimeout:
+                pass
+        page.wait_for_timeout(500)
+    popup.wait_for(timeout=5_000)
     assert popup.locator("h2").inner_text() == layer.title
     labels = set(popup.locator("dt").all_inner_texts())
     assert labels == {f.label for f in layer.public_fields}
