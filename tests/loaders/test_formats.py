@@ -29,9 +29,9 @@ def coordinates(scalar) -> list:
     )
 
 
-def load(runtime, path, tmp_path, **kwargs):
+def load(runtime, path, tmp_path, layer=None, **kwargs):
     return load_layer(
-        runtime.engine, runtime.catalogue.layer("libraries"), path,
+        runtime.engine, layer or runtime.catalogue.layer("libraries"), path,
         reports_dir=tmp_path, run_by="test", catalogue=runtime.catalogue, **kwargs,
     )  # fmt: skip
 
@@ -153,10 +153,7 @@ def test_land_registry_inspire_index_polygons(runtime, scalar, tmp_path):
             ],
         }
     )  # fmt: skip
-    result = load_layer(
-        runtime.engine, layer, path, reports_dir=tmp_path, run_by="test",
-        catalogue=runtime.catalogue,
-    )  # fmt: skip
+    result = load(runtime, path, tmp_path, layer)
     assert result.rows_loaded == 5
     assert scalar("SELECT round(sum(ST_Area(geom))) FROM layers.test_inspire") == 5 * 25 * 40
     assert scalar("SELECT min(inspire_id) FROM layers.test_inspire") == 52000000
@@ -175,9 +172,6 @@ def test_geometry_only_source(runtime, scalar, tmp_path):
         {"id": "test_bare_lines", "title": "Bare lines", "theme": "Test",
          "geometry": "LineString", "attribution": "test", "fields": []}
     )  # fmt: skip
-    result = load_layer(
-        runtime.engine, layer, path, reports_dir=tmp_path, run_by="test",
-        catalogue=runtime.catalogue,
-    )  # fmt: skip
+    result = load(runtime, path, tmp_path, layer)
     assert result.rows_loaded == 4
     assert scalar("SELECT round(sum(ST_Length(geom))) FROM layers.test_bare_lines") == 400
