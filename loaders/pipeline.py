@@ -421,10 +421,15 @@ def _open_spare(db: "Connects") -> None:
     threading.Thread(target=run, name="load-connect", daemon=True).start()
 
 
+def _load_settings(cur: Cursor) -> None:
+    """The session settings of a load's transaction (index memory, no synchronous commit)."""
+    for statement in sql.LOAD_SETTINGS:
+        cur.execute(statement)
+
+
 def _gist_index(db: "Connects", staging: str) -> None:
     with _connected(db) as conn, conn, conn.cursor() as cur:
-        for statement in sql.LOAD_SETTINGS:
-            cur.execute(statement)
+        _load_settings(cur)
         cur.execute(sql.gist_index(staging))
 
 
@@ -437,8 +442,7 @@ def _build_indexes(
     with ThreadPoolExecutor(1, thread_name_prefix="load-gist") as pool:
         gist = pool.submit(_gist_index, db, staging)
         with conn, conn.cursor() as cur:
-            for statement in sql.LOAD_SETTINGS:
-                cur.execute(statement)
+            _load_settings(cur)
             cur.execute(sql.id_index(staging, layer.id_field))
             _unique_key(cur, layer, staging, tally)
             for statement in sql.field_indexes(staging, fields):
@@ -565,8 +569,7 @@ def _load_version(
         _drop_retired(conn, layer, catalogue)
         _open_spare(db)
         with conn, conn.cursor() as cur:
-            for statement in sql.LOAD_SETTINGS:
-                cur.execute(statement)
+            _load_settings(cur)
             boundary = _boundary(cur, layer, catalogue)
             ctx = Context(layer, reader.crs, shapely.from_wkb(boundary) if boundary else None)
             context.set_result(ctx)
