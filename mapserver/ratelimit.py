@@ -37,12 +37,11 @@ log = logging.getLogger("mapserver.ratelimit")
 WINDOW_S = 60
 SYNC_S = 1.0
 UNCOUNTED = ("/static/", "/vendor/", "/assets/", "/healthz")
-HIT = """
-INSERT INTO app.rate_counters (who, window_start, hits) VALUES (:who, :window, :n)
-ON CONFLICT (who, window_start) DO UPDATE SET hits = rate_counters.hits + EXCLUDED.hits
-RETURNING hits
-"""
-HIT_SQL = text(HIT)  # parsed once
+HIT = text(  # parsed once
+    "INSERT INTO app.rate_counters (who, window_start, hits) VALUES (:who, :window, :n)"
+    " ON CONFLICT (who, window_start) DO UPDATE SET hits = rate_counters.hits + EXCLUDED.hits"
+    " RETURNING hits"
+)
 COUNTING_CONNECTIONS = 2  # per process
 SLOT_WAIT_S = 5.0  # as long as connecting may take (mapserver.database: connect_timeout)
 FORGET = "DELETE FROM app.rate_counters WHERE window_start < :window"
@@ -81,7 +80,7 @@ class PostgresCounters:
             # not across the round trips of a BEGIN ... COMMIT.
             with autocommit(self.engine) as conn:
                 params = {"who": who, "window": window, "n": n}
-                return conn.execute(HIT_SQL, params).scalar_one()
+                return conn.execute(HIT, params).scalar_one()
         finally:
             self.slots.release()
 
