@@ -20,7 +20,7 @@ import numpy as np
 import pyarrow as pa
 import shapely
 
-WINDOW_ROWS = 2_000_000
+WINDOW_ROWS = 50_000
 WINDOW_BYTES = 512 << 20
 HILBERT_ORDER = 16  # a 65,536 x 65,536 grid over the window's extent
 BATCH_ROWS = 20_000  # sorted batches: small, so that the first COPY starts early

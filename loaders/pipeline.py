@@ -173,7 +173,7 @@ def _in_order(pool: ThreadPoolExecutor, work: Callable, items: Iterator, ahead: 
     pending: deque[Future] = deque()
     for item in items:
         pending.append(pool.submit(work, item))
-        if len(pending) > ahead:
+        while pending and (len(pending) >= ahead or pending[0].done()):
             yield pending.popleft().result()
     while pending:
         yield pending.popleft().result()
@@ -281,14 +281,31 @@ def _write_rejects(rejects: list[Reject], path: Path) -> Path:
     return path
 
 
-def _boundary(cur: Cursor, layer: Layer, catalogue: Catalogue | None) -> bytes | None:
-    """The council boundary (plus the layer's tolerance), when there is one to check."""
+def _boundary(conn: Connection, layer: Layer, catalogue: Catalogue | None) -> bytes | None:
+    """The council boundary (plus the layer's tolerance) in the layer's CRS, when there is
+    one to check: made by the first load that needs it from the boundary's live version."""
     if catalogue is None or layer.id == catalogue.council.boundary_layer:
         return None
-    table = catalogue.layers[catalogue.council.boundary_layer].table_name
-    cur.execute(sql.boundary(table), {"srid": layer.srid, "tolerance": layer.boundary_tolerance_m})
-    wkb = cur.fetchone()[0]
-    return bytes(wkb) if wkb is not None else None
+    boundary = catalogue.layers[catalogue.council.boundary_layer]
+    key = {"srid": layer.srid, "tolerance": layer.boundary_tolerance_m}
+    with conn, conn.cursor() as cur:
+        while True:
+            cur.execute(sql.CACHED_BOUNDARY, {"layer": boundary.id, **key})
+            live = cur.fetchone()
+            if live is None:  # the boundary was never loaded: nothing to check against
+                return None
+            version_id, stored, wkb = live
+            if not stored:
+                # Stored only while that version is still live (in one snapshot with its
+                # rows); a boundary swapped in meanwhile: look again.
+                cur.execute(
+                    sql.store_boundary(boundary.table_name), {"version_id": version_id, **key}
+                )
+                made = cur.fetchone()
+                if made is None:
+                    continue
+                (wkb,) = made
+            return bytes(wkb) if wkb is not None else None
 
 
 def _start_version(
@@ -568,11 +585,11 @@ def _load_version(
     try:
         _drop_retired(conn, layer, catalogue)
         _open_spare(db)
+        boundary = _boundary(conn, layer, catalogue)
+        ctx = Context(layer, reader.crs, shapely.from_wkb(boundary) if boundary else None)
+        context.set_result(ctx)
         with conn, conn.cursor() as cur:
             _load_settings(cur)
-            boundary = _boundary(cur, layer, catalogue)
-            ctx = Context(layer, reader.crs, shapely.from_wkb(boundary) if boundary else None)
-            context.set_result(ctx)
             cur.execute(sql.drop_table(staging))
             cur.execute(sql.create_staging(staging, layer))
             _copy(cur, staging, layer, chunks)

@@ -236,18 +236,22 @@ def prepare_batch(batch: Batch, ctx: Context) -> PreparedBatch:
         if reasons[i] != "field"
     ]
     keep = reasons == None  # noqa: E711 (element-wise)
+    # Filtering copies every column: only when a row was rejected.
+    everything = bool(keep.all())
+    mask = None if everything else pa.array(keep, pa.bool_())
+    kept = geoms if everything else geoms[keep]
     # The source's WKB serves where the geometry is unchanged; single parts in a Multi-
     # layer are promoted as they are encoded.
-    unchanged = ~repaired[keep] if ctx.transform is None else np.zeros(int(keep.sum()), bool)
-    source = batch.wkb.filter(pa.array(keep)) if batch.wkb is not None else None
-    columns["geom"] = wkb(geoms[keep], source, unchanged, layer.geometry.startswith("Multi"))
+    unchanged = ~repaired[keep] if ctx.transform is None else np.zeros(len(kept), bool)
+    source = batch.wkb if batch.wkb is None or everything else batch.wkb.filter(mask)
+    columns["geom"] = wkb(kept, source, unchanged, layer.geometry.startswith("Multi"))
     table = pa.table(
-        {name: (array if name == "geom" else array.filter(pa.array(keep)))
+        {name: (array if name == "geom" or everything else array.filter(mask))
          for name, array in columns.items()}
     )  # fmt: skip
     return PreparedBatch(
         table=table,
-        centres=centres(geoms[keep]),
+        centres=centres(kept),
         rejects=sorted(field_rejects + geometry_rejects, key=lambda r: r.row),
         repaired=int(repaired.sum()),
         outside=int(outside.sum()),

@@ -26,7 +26,7 @@ from loaders import deferred
 from mapserver.errors import ServiceError
 
 # Small enough that preparing one batch overlaps PostgreSQL parsing the previous one.
-BATCH_ROWS = 50_000
+BATCH_ROWS = 25_000
 CSV_BLOCK_BYTES = 4 << 20
 # Column names recognised as coordinates when the catalogue names none, with the CRS
 # their names imply.

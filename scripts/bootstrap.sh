@@ -111,6 +111,9 @@ Install it, then run make again, for example:
     .venv/bin/python -m pip install -q --disable-pip-version-check \
         -c requirements.lock -e "$spec" \
         || die "pip could not install the project's packages (see the messages above)."
+    # An editable install leaves the project's own modules uncompiled (pip compiles what
+    # it installs): compiled once here, commands such as `mapserver load` start sooner.
+    .venv/bin/python -m compileall -q mapserver layers loaders reports analysis >/dev/null
     if [ "$extras" = test ]; then
         # ogctests (the OGC API - Features Core checks of tests/clients) caps httpx < 0.28,
         # pytest < 9 and pyarrow < 18 in its packaging, not in its code: it runs on this

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from loaders.pipeline import load_layer
+from loaders.pipeline import load_layer, rollback_layer
 from loaders.samples import source_path
 from mapserver.errors import ServiceError
 
@@ -83,3 +83,53 @@ def test_not_a_spatial_file(runtime, libraries, tmp_path):
     bad.write_text("this is not GeoJSON")
     with pytest.raises(ServiceError, match="Cannot read libraries.geojson"):
         load_layer(runtime.engine, libraries, bad, reports_dir=tmp_path, run_by="test")
+
+
+def test_features_outside_the_boundary_follow_its_live_version(
+    runtime, libraries, scalar, tmp_path
+):
+    """A layer set to reject them loses the features outside the council boundary; the
+    buffered boundary is kept per boundary version, so loading a new boundary (here one
+    moved 50 km east) changes what is outside, and rolling it back changes it back."""
+    strict = libraries.model_copy(update={"outside_boundary": "reject"})
+    catalogue = runtime.catalogue
+    source = json.loads(source_path(libraries.source.path).read_text())
+    far = source["features"][0]
+    far["geometry"]["coordinates"] = [-1.5, 53.4]  # Sheffield
+    moved = tmp_path / "libraries.geojson"
+    moved.write_text(json.dumps(source))
+
+    def load(**options: object):  # noqa: ANN202
+        return load_layer(
+            runtime.engine, strict, moved, reports_dir=tmp_path, run_by="test",
+            catalogue=catalogue, **options,
+        )  # fmt: skip
+
+    result = load(max_reject_ratio=0.1)
+    assert (result.rows_loaded, result.rows_rejected) == (15, 1)
+    assert "outside the council boundary" in result.rejects_file.read_text()
+    live_boundary = (
+        "(SELECT id FROM app.layer_versions WHERE layer = 'boundary' AND status = 'live')"
+    )
+    assert scalar(f"SELECT count(*) FROM app.load_boundaries WHERE version_id = {live_boundary}")
+
+    boundary = catalogue.layer(catalogue.council.boundary_layer)
+    shape = json.loads(source_path(boundary.source.path).read_text())
+    for feature in shape["features"]:
+        rings = feature["geometry"]["coordinates"]
+        if feature["geometry"]["type"] == "Polygon":
+            rings = [rings]
+        for polygon in rings:
+            for ring in polygon:
+                ring[:] = [[lon + 0.75, lat] for lon, lat in ring]
+    shifted = tmp_path / "boundary.geojson"
+    shifted.write_text(json.dumps(shape))
+    load_layer(runtime.engine, boundary, shifted, reports_dir=tmp_path, run_by="test")
+    try:
+        with pytest.raises(ServiceError, match=r"16 of 16 rows rejected"):
+            load(max_reject_ratio=0.1)  # every library is outside the moved boundary
+    finally:
+        rollback_layer(runtime.engine, boundary, catalogue)
+    assert load(max_reject_ratio=0.1).rows_rejected == 1
+    original = source_path(libraries.source.path)  # as the other tests expect it
+    load_layer(runtime.engine, libraries, original, reports_dir=tmp_path, run_by="test")
