@@ -199,11 +199,14 @@ def drop_table(table: str) -> str:
     return f"DROP TABLE IF EXISTS {qualified(table)}"
 
 
-# For the load's own transactions: index builds sort in memory, and commits do not wait
-# for the disk (a crash just after one loses this load, never the previous version).
+# For the load's own transactions: index builds sort in memory, each in one process (two
+# build at once, the GiST beside the B-trees: parallel B-tree workers only slowed the
+# GiST, 0.17 s to 0.22 s on 150,000 polygons with 2 cores), and commits do not wait for
+# the disk (a crash just after one loses this load, never the previous version).
 INDEX_MEMORY = "SET LOCAL maintenance_work_mem = '512MB'"
+SERIAL_INDEX_BUILDS = "SET LOCAL max_parallel_maintenance_workers = 0"
 NO_WAIT_COMMIT = "SET LOCAL synchronous_commit = off"
-LOAD_SETTINGS = [INDEX_MEMORY, NO_WAIT_COMMIT]
+LOAD_SETTINGS = [INDEX_MEMORY, SERIAL_INDEX_BUILDS, NO_WAIT_COMMIT]
 
 
 def swap(live: str, staging: str, previous: str, retired: str) -> list[str]:
