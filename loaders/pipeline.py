@@ -429,11 +429,13 @@ def _drop_retired(conn: Connection, layer: Layer, catalogue: Catalogue | None) -
 
 def _open_spare(db: "Connects") -> None:
     """Open the GiST's connection (and give it back to ``db``'s pool) while the rows are
-    copied, not when the index is due."""
+    copied, not when the index is due; its server process loads PostGIS meanwhile too
+    (7-10 ms a new connection pays on its first geometry)."""
 
     def run() -> None:
         with suppress(Exception):  # a failure shows when the GiST asks for its connection
-            db.raw_connection().close()
+            with _connected(db) as conn, conn.cursor() as cur:
+                cur.execute(sql.LOAD_POSTGIS)
 
     threading.Thread(target=run, name="load-connect", daemon=True).start()
 

@@ -11,6 +11,7 @@ from layers.tables import LAYER_SCHEMA, create_table
 LOCK_LAYER = "SELECT pg_advisory_xact_lock(hashtext('mapserver.load.' || %(layer)s))"
 TRY_LOCK_LOAD = "SELECT pg_try_advisory_lock(hashtext('mapserver.load.' || %(layer)s))"
 UNLOCK_LOAD = "SELECT pg_advisory_unlock(hashtext('mapserver.load.' || %(layer)s))"
+LOAD_POSTGIS = "SELECT postgis_lib_version()"
 LOCK_SAMPLES = "SELECT pg_advisory_lock(hashtext('mapserver.samples'))"
 UNLOCK_SAMPLES = "SELECT pg_advisory_unlock(hashtext('mapserver.samples'))"
 
