@@ -114,7 +114,8 @@ def test_large_layer_is_drawn_from_vector_tiles(page, runtime, artifacts):
     # A parcel's popup shows the catalogue's labels of the public fields, and no other.
     # Clicked where the parcel itself is the topmost element (not a tile of the zoom level
     # just left, still fading out), again a moment later if the tiles were still settling.
-    popup = page.locator(".leaflet-popup-content")
+    # The newest popup: one opened late by an earlier click may still be fading out.
+    popup = page.locator(".leaflet-popup-content").last
     for _ in range(5):
         spot = page.evaluate(
             """() => {
