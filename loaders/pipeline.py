@@ -208,7 +208,7 @@ def _copy_chunks(
     yield memoryview(pgbinary.HEADER)
     with ThreadPoolExecutor(WORKERS, thread_name_prefix="load-prepare") as pool:
         encoded = counted(_in_order(pool, lambda b: _prepare(b, contexts), batches, WORKERS))
-        for rows in spatially_ordered(encoded, reader.total):
+        for rows in spatially_ordered(encoded):
             yield memoryview(pgbinary.joined(rows))
     yield memoryview(pgbinary.TRAILER)
 

@@ -4,8 +4,7 @@ import numpy as np
 import shapely
 
 from layers.tables import ensure_layer_tables
-from loaders import order
-from loaders.order import Encoded, _hilbert, centres, hilbert_keys, spatially_ordered, window_rows
+from loaders.order import Encoded, _hilbert, centres, hilbert_keys, spatially_ordered
 from loaders.pipeline import load_layer
 
 
@@ -40,22 +39,6 @@ def test_missing_geometries_sort_last_and_rows_keep_their_numbers():
     rows = pa.array([b"row 1", b"row 3", b"row 4"], pa.large_binary())  # 2 was rejected
     (ordered,) = spatially_ordered(iter([Encoded(rows, centres(geoms[[0, 2, 3]]))]))
     assert ordered.to_pylist() == [b"row 3", b"row 4", b"row 1"]
-
-
-def test_a_source_of_known_size_is_sorted_in_a_few_windows(monkeypatch):
-    assert window_rows(150_000) == 50_000 and window_rows(1_000_000) == 250_000
-    assert window_rows(10) == order.MIN_WINDOW_ROWS and window_rows(None) == order.WINDOW_ROWS
-    import pyarrow as pa
-
-    monkeypatch.setattr(order, "MIN_WINDOW_ROWS", 2)
-    geoms = np.array([shapely.Point(9, 9), shapely.Point(0, 0)] * 2)
-    batches = [
-        Encoded(pa.array([b"a", b"b"], pa.large_binary()), centres(geoms[:2])),
-        Encoded(pa.array([b"c", b"d"], pa.large_binary()), centres(geoms[2:])),
-    ]
-    # Four rows in two windows: each sorted, and sent in turn.
-    got = [row for rows in spatially_ordered(iter(batches), total=4) for row in rows.to_pylist()]
-    assert got == [b"b", b"a", b"d", b"c"]
 
 
 def test_a_loaded_layer_is_stored_in_spatial_order(runtime, scalar, tmp_path):
