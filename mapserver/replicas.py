@@ -20,8 +20,11 @@ error on a replica also takes it out at once.
 Read-your-writes. After a successful unsafe request (POST, PUT, PATCH, DELETE) the
 :class:`ReadYourWrites` middleware sets a cookie with the primary's WAL position. Reads
 carrying it go to a replica only once that replica has replayed past it, else to the
-primary. The cookie lives ``replica_max_lag_s`` plus one check: after that every replica
-still in use has replayed past it anyway. Clients that keep no cookies (scripts) read the
+primary. The cookie outlives the time a lagging replica can still be in use after the
+write: ``replica_max_lag_s`` plus two checks (the first check after the write records
+it; the one after the lag limit takes the replica out), plus ``COOKIE_MARGIN_S`` for
+checks that run late on a busy machine. Keeping it longer costs nothing: a replica that
+has replayed the write still serves the writer. Clients that keep no cookies (scripts) read the
 primary's data only once the replica caught up, usually within milliseconds.
 
 Without replicas all of this is inert: both dependencies give the primary.
@@ -48,6 +51,9 @@ from mapserver.settings import Settings
 log = logging.getLogger("mapserver.replicas")
 
 WRITTEN_COOKIE = "mswal"
+# A cookie that lasted exactly the lag limit and one check expired while a process whose
+# check ran late still used the lagging replica (a writer then read around its write).
+COOKIE_MARGIN_S = 5.0
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 PRIMARY_LSN = "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')::bigint"
 REPLICA_STATE = (
@@ -164,7 +170,7 @@ class Databases:
 
     @property
     def cookie_max_age(self) -> int:
-        return math.ceil(self.max_lag_s + self.check_s)
+        return math.ceil(self.max_lag_s + 2 * self.check_s + COOKIE_MARGIN_S)
 
 
 def _reason(exc: DBAPIError) -> str:
