@@ -117,14 +117,9 @@ def make_engine(url: str, settings: Settings) -> "Engine":
     from sqlalchemy.exc import ArgumentError
 
     try:
-        parsed = make_url(url)
+        parsed = make_url(libpq_url(url))  # checked as a Direct's URL is
     except ArgumentError as exc:
         raise ServiceError(f"DATABASE_URL is not a database URL: {exc}", hint=URL_FORM) from None
-    if parsed.get_backend_name() not in ("postgresql", "postgres"):
-        raise ServiceError(
-            f"DATABASE_URL must point at PostgreSQL, not {parsed.get_backend_name()!r}.",
-            hint=URL_FORM,
-        )
     parsed = parsed.set(drivername="postgresql+psycopg2")
     engine = create_engine(
         parsed,
