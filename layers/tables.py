@@ -5,6 +5,7 @@ query builders; GeoAlchemy2 and SQLAlchemy are imported only then)."""
 from typing import TYPE_CHECKING
 
 from layers.model import FieldType, Layer
+from mapserver.database import connected
 
 if TYPE_CHECKING:
     import sqlalchemy as sa
@@ -61,22 +62,17 @@ def ensure_layer_tables(db: "Connects", layers: list[Layer]) -> None:
     """Create an empty table for every catalogue layer not loaded yet, so each collection
     answers (with no features) instead of failing before its first load. Managed layers
     are views the migrations make (see reports/), never tables made here."""
-    conn = db.raw_connection()
-    try:
-        with conn.cursor() as cursor:
+    with connected(db) as conn, conn, conn.cursor() as cursor:
+        cursor.execute(
+            "SELECT tablename FROM pg_tables WHERE schemaname = %(schema)s",
+            {"schema": LAYER_SCHEMA},
+        )
+        present = {name for (name,) in cursor.fetchall()}
+        for layer in layers:
+            if layer.managed or layer.table_name in present:
+                continue
+            cursor.execute(create_table(layer))
             cursor.execute(
-                "SELECT tablename FROM pg_tables WHERE schemaname = %(schema)s",
-                {"schema": LAYER_SCHEMA},
+                f'CREATE INDEX "{layer.table_name}_geom_idx"'
+                f' ON {LAYER_SCHEMA}."{layer.table_name}" USING gist (geom)'
             )
-            present = {name for (name,) in cursor.fetchall()}
-            for layer in layers:
-                if layer.managed or layer.table_name in present:
-                    continue
-                cursor.execute(create_table(layer))
-                cursor.execute(
-                    f'CREATE INDEX "{layer.table_name}_geom_idx"'
-                    f' ON {LAYER_SCHEMA}."{layer.table_name}" USING gist (geom)'
-                )
-        conn.commit()
-    finally:
-        conn.close()

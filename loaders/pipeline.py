@@ -56,6 +56,7 @@ from loaders.sources import (
     LocalSource,
     open_source,
 )
+from mapserver.database import connected
 from mapserver.errors import ServiceError
 
 if TYPE_CHECKING:
@@ -139,16 +140,6 @@ def _opened(
 def live_versions(conn: "SAConnection") -> "dict[str, Row]":
     """Each loaded layer's live version: version, rows_loaded, finished_at."""
     return {row.layer: row for row in conn.exec_driver_sql(sql.LIVE_VERSIONS)}
-
-
-@contextmanager
-def _connected(db: "Connects") -> Iterator[Connection]:
-    """A psycopg2 connection of ``db``, closed (or given back to its pool) after."""
-    raw = db.raw_connection()
-    try:
-        yield getattr(raw, "driver_connection", raw)  # SQLAlchemy's pool wraps it
-    finally:
-        raw.close()
 
 
 def default_run_by(how: str) -> str:
@@ -396,7 +387,7 @@ def _swap_in(cur: Cursor, layer: Layer, staging: str) -> None:
 
 def backfill_gazetteer(db: "Connects", catalogue: Catalogue) -> None:
     """Fill the search entries of layers loaded before they had any (an upgrade)."""
-    with _connected(db) as conn, conn, conn.cursor() as cur:
+    with connected(db) as conn, conn, conn.cursor() as cur:
         cur.execute("SELECT DISTINCT layer FROM app.gazetteer")
         present = {layer for (layer,) in cur.fetchall()}
         cur.execute(sql.LIVE_VERSIONS)  # an empty layer has no entries to add, at every start
@@ -434,7 +425,7 @@ def _open_spare(db: "Connects") -> None:
 
     def run() -> None:
         with suppress(Exception):  # a failure shows when the GiST asks for its connection
-            with _connected(db) as conn, conn.cursor() as cur:
+            with connected(db) as conn, conn.cursor() as cur:
                 cur.execute(sql.LOAD_POSTGIS)
 
     threading.Thread(target=run, name="load-connect", daemon=True).start()
@@ -447,7 +438,7 @@ def _load_settings(cur: Cursor) -> None:
 
 
 def _gist_index(db: "Connects", staging: str) -> None:
-    with _connected(db) as conn, conn, conn.cursor() as cur:
+    with connected(db) as conn, conn, conn.cursor() as cur:
         _load_settings(cur)
         cur.execute(sql.gist_index(staging))
 
@@ -530,7 +521,7 @@ def load_layer(
     ratio = layer.max_reject_ratio if max_reject_ratio is None else max_reject_ratio
     with (
         _opened(location, max_download_bytes, download_timeout) as local,
-        _connected(db) as conn,
+        connected(db) as conn,
     ):
         reader = open_reader(local.path, source, source_crs)
         check_columns(reader.columns, layer)
@@ -633,7 +624,7 @@ def _load_version(
         context.cancel()  # the reading thread may wait for it
         chunks.close()
         # On a connection of its own: ``conn`` may be the one that failed.
-        with _connected(db) as other, other, other.cursor() as cur:
+        with connected(db) as other, other, other.cursor() as cur:
             cur.execute(sql.drop_table(staging))
             cur.execute(
                 sql.FAIL_VERSION,
@@ -659,7 +650,7 @@ def _load_version(
 def rollback_layer(db: "Connects", layer: Layer, catalogue: Catalogue | None = None) -> int:
     """Make the previous version live again (and the live one previous): renames only.
     Derived layers are rebuilt from the version now live."""
-    with _connected(db) as conn, conn, conn.cursor() as cur:
+    with connected(db) as conn, conn, conn.cursor() as cur:
         cur.execute(sql.LOCK_LAYER, {"layer": layer.id})
         cur.execute(sql.PREVIOUS_ID, {"layer": layer.id})
         previous = cur.fetchone()

@@ -25,6 +25,7 @@ from mapserver.errors import ServiceError
 from mapserver.settings import Settings
 
 if TYPE_CHECKING:
+    from psycopg2.extensions import connection as PGConnection
     from sqlalchemy.engine import Connection, Engine
     from sqlalchemy.pool import ConnectionPoolEntry, PoolProxiedConnection
 
@@ -90,6 +91,16 @@ class _Lent:
     def close(self) -> None:
         if not self.driver_connection.closed:
             self._owner.give_back(self.driver_connection)
+
+
+@contextmanager
+def connected(db: Connects) -> "Iterator[PGConnection]":
+    """A psycopg2 connection of ``db``, closed (or given back to its pool) after."""
+    raw = db.raw_connection()
+    try:
+        yield getattr(raw, "driver_connection", raw)  # SQLAlchemy's pool and Direct wrap it
+    finally:
+        raw.close()
 
 
 def libpq_url(url: str) -> str:
@@ -211,16 +222,12 @@ def _at_head(db: Connects) -> bool:
     heads = _heads()
     if heads is None:
         return False
-    conn = db.raw_connection()
-    try:
-        with conn.cursor() as cursor:
-            cursor.execute(f"SELECT to_regclass('{APP_SCHEMA}.alembic_version')")
-            if cursor.fetchone()[0] is None:
-                return False
-            cursor.execute(f"SELECT version_num FROM {APP_SCHEMA}.alembic_version")
-            return {version for (version,) in cursor.fetchall()} == heads
-    finally:
-        conn.close()
+    with connected(db) as conn, conn.cursor() as cursor:
+        cursor.execute(f"SELECT to_regclass('{APP_SCHEMA}.alembic_version')")
+        if cursor.fetchone()[0] is None:
+            return False
+        cursor.execute(f"SELECT version_num FROM {APP_SCHEMA}.alembic_version")
+        return {version for (version,) in cursor.fetchall()} == heads
 
 
 def migrate(db: Connects, engine: "Callable[[], Engine]") -> None:
