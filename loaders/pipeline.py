@@ -16,7 +16,6 @@ or new ones), so `mapserver load` never imports SQLAlchemy.
 
 import csv
 import getpass
-import io
 import itertools
 import json
 import os
@@ -98,8 +97,9 @@ class _Tally:
         self.rejects += rejects[: max(room, 0)]
 
 
-class _CopyStream(io.RawIOBase):
-    """A file-like view of chunks of COPY data, for psycopg2's ``copy_expert``."""
+class _CopyStream:
+    """Chunks of COPY data as the file psycopg2's ``copy_expert`` reads: each read copies
+    (part of) one chunk once (``io.RawIOBase.read`` copies twice)."""
 
     def __init__(self, chunks: Iterator[memoryview]) -> None:
         self._chunks = chunks
@@ -107,10 +107,7 @@ class _CopyStream(io.RawIOBase):
         self._at = 0
         self.error: BaseException | None = None  # psycopg2 hides it behind QueryCanceled
 
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, target: bytearray) -> int:  # type: ignore[override]
+    def read(self, size: int = -1) -> bytes:
         while self._at >= len(self._chunk):
             try:
                 chunk = next(self._chunks, None)
@@ -118,12 +115,12 @@ class _CopyStream(io.RawIOBase):
                 self.error = exc
                 raise
             if chunk is None:
-                return 0
+                return b""
             self._chunk, self._at = memoryview(chunk), 0
-        size = min(len(target), len(self._chunk) - self._at)
-        target[:size] = self._chunk[self._at : self._at + size]
-        self._at += size
-        return size
+        end = len(self._chunk) if size < 0 else self._at + size
+        data = self._chunk[self._at : end].tobytes()
+        self._at += len(data)
+        return data
 
 
 @contextmanager

@@ -8,9 +8,9 @@ other format goes through GDAL with pyogrio's Arrow reader (imported only then).
 
 import re
 from collections.abc import Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -38,9 +38,19 @@ Y_NAMES = {"northing": "EPSG:27700", "y": None, "lat": "EPSG:4326", "latitude": 
 @dataclass
 class Batch:
     columns: pa.Table  # source attribute columns
-    geometry: np.ndarray  # shapely geometries (None where missing), in the source CRS
     rows: np.ndarray  # 1-based source row number of each row (int64)
     wkb: pa.Array | None = None  # the geometries as the source gave them (GDAL's WKB)
+    points: np.ndarray | None = None  # or made from coordinate columns (CSV)
+
+    @cached_property
+    def geometry(self) -> np.ndarray:
+        """Shapely geometries (None where missing), in the source CRS. Parsed from the WKB
+        when first asked, by the thread that prepares the batch: parsing is most of the
+        reading time, and the reading thread then only waits for GDAL."""
+        if self.points is not None:
+            return self.points
+        assert self.wkb is not None
+        return shapely.from_wkb(self.wkb.to_numpy(zero_copy_only=False), on_invalid="ignore")
 
 
 @dataclass
@@ -110,7 +120,7 @@ def _csv_reader(path: Path, source: Source, source_crs: str | None) -> Reader:
                 x, y = _numbers(table[x_col]), _numbers(table[y_col])
                 points = shapely.points(x, y)
                 points[~(np.isfinite(x) & np.isfinite(y))] = None
-                yield Batch(table, points, _numbered(row, table.num_rows))
+                yield Batch(table, _numbered(row, table.num_rows), points=points)
                 row += table.num_rows
         except pa.ArrowInvalid as exc:
             raise _unreadable(path, exc, row) from None
@@ -167,29 +177,18 @@ def _ogr_reader(path: Path, source: Source, source_crs: str | None) -> Reader:
     geometry_column = meta.get("geometry_name") or "wkb_geometry"
     total = info.get("features")
 
-    def batch(table: pa.Table, row: int) -> Batch:
-        wkb = table[geometry_column].combine_chunks()
-        geoms = shapely.from_wkb(wkb.to_numpy(zero_copy_only=False), on_invalid="ignore")
-        columns = table.drop_columns([geometry_column])
-        return Batch(columns, geoms, _numbered(row, table.num_rows), wkb)
-
     def batches() -> Iterator[Batch]:
-        """GDAL reads the next batch while GEOS parses this one's WKB (neither holds the
-        GIL): a third of the reading time on polygons."""
         row = 1
-        with stack, ThreadPoolExecutor(1, thread_name_prefix="load-wkb") as pool:
-            parsing: Future[Batch] | None = None
+        with stack:
             try:
                 for record_batch in stream:
                     table = pa.Table.from_batches([record_batch])
-                    if parsing is not None:
-                        yield parsing.result()
-                    parsing = pool.submit(batch, table, row)
+                    wkb = table[geometry_column].combine_chunks()
+                    columns = table.drop_columns([geometry_column])
+                    yield Batch(columns, _numbered(row, table.num_rows), wkb)
                     row += table.num_rows
             except (DataSourceError, DataLayerError, pa.ArrowInvalid, OSError) as exc:
                 raise _unreadable(path, exc, row) from None
-            if parsing is not None:
-                yield parsing.result()
 
     columns = [str(c) for c in meta["fields"]]
     return Reader(
