@@ -167,7 +167,7 @@ def _geometry(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Geometries in the layer's CRS, checked against its type and the boundary (single
     parts in a Multi- layer are promoted later, when encoded); fills ``rejects``.
-    Returns the geometries and masks of those repaired and of those outside."""
+    Returns the geometries and masks of those repaired (and kept) and of those outside."""
     layer = ctx.layer
     missing = shapely.is_missing(geoms) | shapely.is_empty(geoms)
     rejects[missing] = "no geometry"
@@ -204,7 +204,7 @@ def _geometry(
         if layer.outside_boundary == "reject":
             rejects[outside] = "outside the council boundary"
             ok &= ~outside
-    return geoms, invalid, outside
+    return geoms, invalid & ok, outside
 
 
 def _parts_of_dimension(geom: shapely.Geometry, dimension: int) -> shapely.Geometry:

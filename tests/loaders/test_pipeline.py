@@ -133,3 +133,37 @@ def test_features_outside_the_boundary_follow_its_live_version(
     assert load(max_reject_ratio=0.1).rows_rejected == 1
     original = source_path(libraries.source.path)  # as the other tests expect it
     load_layer(runtime.engine, libraries, original, reports_dir=tmp_path, run_by="test")
+
+
+def test_invalid_polygons_are_repaired_and_counted(runtime, scalar, tmp_path):
+    """A self-intersecting polygon is repaired (a bow tie becomes its two triangles) and
+    counted; one that retraces itself (a line, in any projection) has no area left to
+    keep and is rejected."""
+    layer = runtime.catalogue.layer("conservation_areas")
+    original = source_path(layer.source.path)
+    source = json.loads(original.read_text())
+    features = source["features"]
+    lon, lat = features[0]["geometry"]["coordinates"][0][0]
+    bow_tie = [[lon, lat], [lon + 0.001, lat + 0.001], [lon + 0.001, lat], [lon, lat + 0.001]]
+    features[0]["geometry"] = {"type": "Polygon", "coordinates": [[*bow_tie, [lon, lat]]]}
+    there = [[lon, lat], [lon + 0.001, lat], [lon + 0.002, lat + 0.001]]
+    features[1]["geometry"] = {"type": "Polygon", "coordinates": [[*there, *there[1::-1]]]}
+    bad = tmp_path / "conservation_areas.geojson"
+    bad.write_text(json.dumps(source))
+    result = load_layer(
+        runtime.engine, layer, bad, reports_dir=tmp_path, run_by="test",
+        catalogue=runtime.catalogue, max_reject_ratio=0.5,
+    )  # fmt: skip
+    try:
+        assert (result.rows_repaired, result.rows_rejected) == (1, 1)
+        assert result.rows_loaded == len(features) - 1
+        assert "geometry could not be repaired" in result.rejects_file.read_text()
+        table = "layers.conservation_areas"
+        assert scalar(f"SELECT bool_and(ST_IsValid(geom)) FROM {table}")
+        name = features[0]["properties"]["name"]
+        assert scalar(f"SELECT ST_NumGeometries(geom) FROM {table} WHERE name = :n", n=name) == 2
+        assert not scalar(
+            f"SELECT count(*) FROM {table} WHERE name = :n", n=features[1]["properties"]["name"]
+        )
+    finally:
+        load_layer(runtime.engine, layer, original, reports_dir=tmp_path, run_by="test")
