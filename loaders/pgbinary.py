@@ -100,8 +100,3 @@ def joined(rows: pa.LargeBinaryArray) -> pa.Buffer:
     offsets = np.frombuffer(rows.buffers()[1], dtype=np.int64)
     start, end = offsets[rows.offset], offsets[rows.offset + len(rows)]
     return rows.buffers()[2][start:end]
-
-
-def encode(table: pa.Table) -> pa.Buffer:
-    """The rows of ``table`` (no header, no trailer), its columns in order."""
-    return joined(encode_rows(table))

@@ -16,12 +16,17 @@ from loaders.wkb import wkb
 UTC = dt.UTC
 
 
+def encoded(table: pa.Table) -> pa.Buffer:
+    """The COPY data of ``table``'s rows, as the pipeline sends them."""
+    return pgbinary.joined(pgbinary.encode_rows(table))
+
+
 def copy_rows(engine, columns: str, table: pa.Table, query: str) -> list[tuple]:
     """COPY ``table`` (in two chunks) into a temporary table; the rows ``query`` returns."""
     with engine.begin() as conn:
         conn.execute(text(f"CREATE TEMP TABLE copied ({columns}) ON COMMIT DROP"))
         data = pgbinary.HEADER + b"".join(
-            pgbinary.encode(part).to_pybytes() for part in (table.slice(0, 1), table.slice(1))
+            encoded(part).to_pybytes() for part in (table.slice(0, 1), table.slice(1))
         )
         with conn.connection.driver_connection.cursor() as cursor:
             cursor.copy_expert(
@@ -58,7 +63,7 @@ def test_every_field_type_and_null_round_trips(engine):
 
 
 def test_no_rows_is_no_data():
-    assert pgbinary.encode(pa.table({"id": pa.array([], pa.int64())})).size == 0
+    assert encoded(pa.table({"id": pa.array([], pa.int64())})).size == 0
 
 
 @pytest.mark.parametrize("promote", [False, True])
