@@ -79,16 +79,17 @@ def qualified(table: str) -> str:
     return f'{LAYER_SCHEMA}."{table}"'
 
 
+# A layer's table is written once, then only read: the vacuum that inserts trigger is
+# off, as it would hold a lock that the next load's swap then waits on (a second, until
+# autovacuum gives way).
+NO_INSERT_VACUUM = "WITH (autovacuum_vacuum_insert_threshold = -1)"
+
+
 def create_staging(table: str, layer: Layer) -> str:
     """The layer's table with no primary key yet: added after the COPY, as a sort, not
-    row by row. Its rows are frozen as they are copied (see :func:`copy_into`), so the
-    vacuum that inserts otherwise trigger has nothing to do; it is switched off, as it
-    would hold a lock that the next load's swap then waits on (a second, until
-    autovacuum gives way)."""
-    return (
-        create_table(layer, table, primary_key=False)
-        + " WITH (autovacuum_vacuum_insert_threshold = -1)"
-    )
+    row by row. Its rows are frozen as they are copied (see :func:`copy_into`), so that
+    vacuum would have nothing to do anyway."""
+    return f"{create_table(layer, table, primary_key=False)} {NO_INSERT_VACUUM}"
 
 
 def id_index(table: str, id_field: str) -> str:
@@ -189,8 +190,8 @@ def build_indexes(table: str, fields: list[str]) -> list[str]:
 def derive(target: str, parent: str, columns: list[str], field: str) -> list[str]:
     names = ", ".join(f'"{c}"' for c in columns)
     return [
-        f"CREATE TABLE {qualified(target)} AS SELECT {names}, geom FROM {qualified(parent)}"
-        f' WHERE "{field}"::text = ANY(CAST(%(values)s AS text[]))',
+        f"CREATE TABLE {qualified(target)} {NO_INSERT_VACUUM} AS SELECT {names}, geom"
+        f' FROM {qualified(parent)} WHERE "{field}"::text = ANY(CAST(%(values)s AS text[]))',
         f'ALTER TABLE {qualified(target)} ADD PRIMARY KEY ("{columns[0]}")',
         f"ALTER TABLE {qualified(target)} ALTER COLUMN geom SET NOT NULL",
     ]

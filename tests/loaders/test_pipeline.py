@@ -167,3 +167,12 @@ def test_invalid_polygons_are_repaired_and_counted(runtime, scalar, tmp_path):
         )
     finally:
         load_layer(runtime.engine, layer, original, reports_dir=tmp_path, run_by="test")
+
+
+def test_layer_tables_skip_the_vacuum_inserts_trigger(scalar):
+    """Loaded and derived tables alike: that vacuum's lock would hold up the next swap."""
+    for table in ("land_ownership", "council_owned_land"):
+        options = scalar(
+            "SELECT reloptions FROM pg_class WHERE oid = to_regclass(:t)", t=f"layers.{table}"
+        )
+        assert "autovacuum_vacuum_insert_threshold=-1" in options, table
