@@ -8,10 +8,10 @@ loaders.pgbinary), so preparing and encoding overlap reading the source, and the
 moves rows' bytes, not values (gathered into one array, then taken in order a slice at a
 time). The sort holds a window of them in memory (up to ``WINDOW_ROWS`` rows or
 ``WINDOW_BYTES``); a bigger source is sorted one window at a time, which still keeps
-most neighbours together. The price is paid at load time: the
-source is read whole before the first row is sent, and the indexes on the id and the
-key are built from shuffled values (on a million points the unique index on a text key
-took 1.0-2.0 s instead of 0.5 s).
+most neighbours together. The price is paid at load time: the source is read whole
+before the first row is sent, and the indexes on the id and the key are built from
+shuffled values (on a million points the unique index on a text key took 1.0-2.0 s
+instead of 0.5 s).
 """
 
 from collections.abc import Iterator
