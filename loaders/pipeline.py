@@ -585,7 +585,9 @@ def _load_version(
             _copy(cur, staging, layer, chunks)
         if not tally.read:
             raise ServiceError(f"{local.path.name} has no features; nothing was changed.")
+        steps = {"copied": round(time.monotonic() - started, 3)}
         _build_indexes(db, conn, layer, staging, _index_fields(layer, catalogue), tally)
+        steps["indexed"] = round(time.monotonic() - started, 3)
         tally.rejected = tally.read - tally.written
         if tally.rejected > ratio * tally.read or not tally.written:
             first = min(tally.rejects, key=lambda r: r.row)
@@ -600,12 +602,15 @@ def _load_version(
             cur.execute(sql.primary_key(staging))
             for statement in sql.analyze(staging):
                 cur.execute(statement)
+            steps["analysed"] = round(time.monotonic() - started, 3)
             _swap_in(cur, layer, staging)
             details |= {
                 "transformation": ctx.transformation,
                 "rejects_file": str(rejects_file) if tally.rejects else None,
                 "rows_outside_boundary": tally.outside,
                 "seconds": round(time.monotonic() - started, 2),
+                # When each step ended, in seconds from the start: what a slow load spent.
+                "steps_s": steps,
             }
             cur.execute(
                 sql.PROMOTE,

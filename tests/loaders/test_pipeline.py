@@ -33,6 +33,13 @@ def test_reload_swaps_in_a_new_version_and_keeps_the_previous(runtime, libraries
     assert live_version(scalar, "libraries") == before + 1
     assert scalar("SELECT count(*) FROM layers.libraries") == 16
     assert scalar("SELECT count(*) FROM layers.libraries__previous") == 16
+    steps = scalar(
+        "SELECT details->'steps_s' FROM app.layer_versions WHERE layer = 'libraries'"
+        " AND version = :v",
+        v=result.version,
+    )  # when each step of the load ended: what a slow one spent
+    assert list(steps) == ["copied", "indexed", "analysed"]
+    assert 0 < steps["copied"] <= steps["indexed"] <= steps["analysed"] <= result.seconds + 0.01
     assert (
         scalar(
             "SELECT status FROM app.layer_versions WHERE layer = 'libraries' AND version = :v",
