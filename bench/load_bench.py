@@ -251,9 +251,7 @@ def checkpoint(engine: Engine) -> None:
 def byte_compile() -> None:
     """Our packages byte-compiled, as pip leaves an installed package: an editable install
     (and PYTHONDONTWRITEBYTECODE, set on some machines) would compile them at every start."""
-    packages = ["mapserver", "layers", "loaders", "reports", "analysis"]
-    command = [sys.executable, "-m", "compileall", "-q", *packages]
-    subprocess.run(command, cwd=PROJECT_DIR, check=True)
+    subprocess.run([PROJECT_DIR / "scripts" / "bootstrap.sh", "compile"], check=True)
 
 
 # --- measured runs --------------------------------------------------------------------------------

@@ -8,6 +8,7 @@
 #   scripts/bootstrap.sh system run    PostgreSQL + PostGIS + pgRouting + GDAL
 #   scripts/bootstrap.sh system test   ...and Debian's chromium for browser tests
 #   scripts/bootstrap.sh venv [test]   .venv with the package (and test extras)
+#   scripts/bootstrap.sh compile       the project's own modules byte-compiled
 #   scripts/bootstrap.sh npm           frontend/node_modules from package-lock.json
 set -euo pipefail
 
@@ -90,10 +91,19 @@ system() {
     fi
 }
 
+# An editable install leaves the project's own modules uncompiled (pip compiles what it
+# installs), and PYTHONDONTWRITEBYTECODE (set on some machines) keeps Python from writing
+# them: compiled at every make, so commands such as `mapserver load` start sooner. When
+# they are up to date this only compares times.
+compile_packages() {
+    .venv/bin/python -m compileall -q mapserver layers loaders reports analysis >/dev/null
+}
+
 venv() {
     local extras=${1:-} python stamp spec
     stamp=.venv/.installed${extras:+-$extras}
     if [ -f "$stamp" ] && [ "$stamp" -nt pyproject.toml ] && [ "$stamp" -nt requirements.lock ]; then
+        compile_packages
         return 0
     fi
     if [ ! -x .venv/bin/python ] || ! python_ok .venv/bin/python; then
@@ -111,9 +121,7 @@ Install it, then run make again, for example:
     .venv/bin/python -m pip install -q --disable-pip-version-check \
         -c requirements.lock -e "$spec" \
         || die "pip could not install the project's packages (see the messages above)."
-    # An editable install leaves the project's own modules uncompiled (pip compiles what
-    # it installs): compiled once here, commands such as `mapserver load` start sooner.
-    .venv/bin/python -m compileall -q mapserver layers loaders reports analysis >/dev/null
+    compile_packages
     if [ "$extras" = test ]; then
         # ogctests (the OGC API - Features Core checks of tests/clients) caps httpx < 0.28,
         # pytest < 9 and pyarrow < 18 in its packaging, not in its code: it runs on this
@@ -145,5 +153,6 @@ Install it, for example: pyenv install 3.12   (or: sudo apt-get install python3.
     system) system "${2:-run}" ;;
     venv) venv "${2:-}" ;;
     npm) npm_packages ;;
-    *) die "usage: $0 python|system [run|test]|venv [test]|npm" ;;
+    compile) compile_packages ;;
+    *) die "usage: $0 python|system [run|test]|venv [test]|npm|compile" ;;
 esac
