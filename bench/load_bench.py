@@ -399,7 +399,8 @@ def measure(case: Case, engine: Engine, url: str, env: dict[str, str], repeat: i
         case.ours.append(run)
         counts = {k: v for k, v in run.record.items() if k.startswith("rows_")}
         outside = run.record["details"].get("rows_outside_boundary")
-        steps = " ".join(f"{k} {v:.2f}" for k, v in run.record["details"]["steps_s"].items())
+        ended = sorted(run.record["details"]["steps_s"].items(), key=lambda step: step[1])
+        steps = " ".join(f"{k} {v:.2f}" for k, v in ended)
         extra = f"in load_layer {run.load_s:.2f} s ({steps}) {json.dumps(counts)} outside {outside}"
         report(case, "ours", attempt, run, extra)
         execute(engine, f"DROP TABLE IF EXISTS {OGR_SCHEMA}.{case.layer}")

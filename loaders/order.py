@@ -12,6 +12,15 @@ most neighbours together. The price is paid at load time: the source is read who
 before the first row is sent, and the indexes on the id and the key are built from
 shuffled values (on a million points the unique index on a text key took 1.0-2.0 s
 instead of 0.5 s).
+
+A source already in some spatial order (written tile by tile, or row by row of a grid)
+needs no sort of the whole: when it declares its extent and size, a window of at least
+``STREAM_ROWS`` rows is sent as soon as its rows lie compactly (their bounding box no
+bigger than twice their share of the extent, nor than half of it), while the rest is
+read. Windows then overlap little, and a query still finds its neighbours on a few
+pages. Rows in no such order (a window spread over the extent) are sorted whole, as
+sorting them in windows would scatter each neighbourhood over every window (bbox
+queries on 200,000 street lights in four windows took 0.67 of tipg's time, not 0.49).
 """
 
 from collections.abc import Iterator
@@ -23,6 +32,8 @@ import shapely
 
 WINDOW_ROWS = 2_000_000
 WINDOW_BYTES = 512 << 20
+STREAM_ROWS = 25_000  # the fewest rows a window sent early holds (see above)
+MAX_COVER = 0.5  # of the extent's area, that such a window's bounding box may cover
 HILBERT_ORDER = 16  # a 65,536 x 65,536 grid over the window's extent
 BATCH_ROWS = 20_000  # sorted batches: small, so that the first COPY starts early
 
@@ -103,17 +114,62 @@ def _sorted(window: list[Encoded]) -> Iterator[pa.LargeBinaryArray]:
         yield rows.take(order[start : start + BATCH_ROWS])
 
 
-def spatially_ordered(batches: Iterator[Encoded]) -> Iterator[pa.LargeBinaryArray]:
+@dataclass(frozen=True)
+class Declared:
+    """What a source says of itself, when that is cheap to read: its extent (in the
+    layer's CRS) and its number of rows."""
+
+    extent: tuple[float, float, float, float]
+    rows: int
+
+    def holds_compactly(self, rows: int, box: np.ndarray) -> bool:
+        """Whether ``rows`` rows whose centres span ``box`` (min x, min y, max x, max y)
+        lie compactly: within twice their share of the extent, and half of it at most."""
+        minx, miny, maxx, maxy = self.extent
+        area = (maxx - minx) * (maxy - miny)
+        if not (area > 0 and self.rows > 0 and np.isfinite(box).all()):
+            return False
+        share = min(2 * rows / self.rows, MAX_COVER)
+        return bool((box[2] - box[0]) * (box[3] - box[1]) <= share * area)
+
+
+def _span(box: np.ndarray, xy: np.ndarray) -> np.ndarray:
+    """``box`` grown to take in the points ``xy`` (NaN ones are missing geometries)."""
+    present = xy[np.isfinite(xy).all(axis=1)]
+    if not len(present):
+        return box
+    low, high = present.min(axis=0), present.max(axis=0)
+    return np.array([min(box[0], low[0]), min(box[1], low[1]),
+                     max(box[2], high[0]), max(box[3], high[1])])  # fmt: skip
+
+
+EMPTY_BOX = np.array([np.inf, np.inf, -np.inf, -np.inf])
+
+
+def spatially_ordered(
+    batches: Iterator[Encoded], declared: Declared | None = None, windows: list[int] | None = None
+) -> Iterator[pa.LargeBinaryArray]:
     """The rows, sorted along the Hilbert curve one window at a time, in slices of
-    ``BATCH_ROWS``."""
+    ``BATCH_ROWS``; each window's row count is appended to ``windows``."""
+    windows = [] if windows is None else windows
     window: list[Encoded] = []
     rows = size = 0
+    box = EMPTY_BOX
     for batch in batches:
         window.append(batch)
         rows += len(batch.rows)
         size += batch.rows.nbytes
-        if rows >= WINDOW_ROWS or size >= WINDOW_BYTES:
+        if declared is not None:
+            box = _span(box, batch.centres)
+        if (
+            rows >= WINDOW_ROWS
+            or size >= WINDOW_BYTES
+            or (declared and rows >= STREAM_ROWS and declared.holds_compactly(rows, box))
+        ):
+            windows.append(rows)
             yield from _sorted(window)
             rows = size = 0
+            box = EMPTY_BOX
     if window:
+        windows.append(rows)
         yield from _sorted(window)

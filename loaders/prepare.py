@@ -7,6 +7,7 @@ slower per-value path, which finds the rows to reject.
 """
 
 from collections.abc import Callable
+from contextlib import suppress
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -15,6 +16,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import shapely
 from pyproj import CRS, Transformer
+from pyproj.exceptions import ProjError
 
 from layers.model import Layer, LayerField
 from loaders import deferred
@@ -71,16 +73,29 @@ class Context:
 
     def __post_init__(self) -> None:
         target = CRS.from_epsg(self.layer.srid)
+        self.transformer: Transformer | None = None
         self.transform: Callable[[np.ndarray, np.ndarray], tuple] | None = None
         self.transformation = "none"
         if not self.source_crs.equals(target):
             # PROJ picks the most accurate operation it has: OSTN15 for British National
             # Grid when its grid file is installed (data/proj/), else a Helmert fit (~2 m).
-            transformer = Transformer.from_crs(self.source_crs, target, always_xy=True)
-            self.transform = transformer.transform
-            self.transformation = transformer.description
+            self.transformer = Transformer.from_crs(self.source_crs, target, always_xy=True)
+            self.transform = self.transformer.transform
+            self.transformation = self.transformer.description
         if self.boundary is not None:
             shapely.prepare(self.boundary)
+
+    def extent_of(
+        self, bounds: tuple[float, float, float, float]
+    ) -> tuple[float, float, float, float] | None:
+        """``bounds`` in the source CRS as an extent in the layer's (None if it has none)."""
+        if self.transformer is None:
+            return bounds
+        with suppress(ProjError):
+            extent = self.transformer.transform_bounds(*bounds)
+            if np.isfinite(extent).all():
+                return extent
+        return None
 
     def for_another_thread(self) -> "Context":
         """A copy with a boundary and a transformer of its own (neither is thread-safe)."""
@@ -139,12 +154,22 @@ def _slow_coerce(values: "pd.Series", kind: str) -> tuple["pd.Series", "pd.Serie
     return parsed, present & parsed.isna()
 
 
+def _has_nul(column: pa.ChunkedArray) -> bool:
+    """Whether a text column may hold a NUL: a scan of its bytes (0.1 ms a batch) spares
+    the replace (up to 6 ms) on the columns that have none, nearly all."""
+    return any(
+        chunk.buffers()[2] is not None and not np.frombuffer(chunk.buffers()[2], np.uint8).all()
+        for chunk in column.chunks
+    )
+
+
 def coerce(column: pa.ChunkedArray, spec: LayerField) -> tuple[pa.Array, np.ndarray]:
     """The column in the field's type, and a mask of rows whose value does not fit."""
     target = ARROW_TYPES[spec.type]
     ok = np.zeros(len(column), dtype=bool)
     if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
-        column = pc.replace_substring(column, "\x00", "")  # PostgreSQL text refuses NUL
+        if _has_nul(column):
+            column = pc.replace_substring(column, "\x00", "")  # PostgreSQL text refuses NUL
         if spec.type != "string":
             column = pc.if_else(pc.equal(pc.utf8_trim_whitespace(column), ""), None, column)
     try:
@@ -217,7 +242,9 @@ def prepare_batch(batch: Batch, ctx: Context) -> PreparedBatch:
     layer = ctx.layer
     rows = len(batch.rows)  # a source with no attribute columns has a 0-row table
     reasons = np.full(rows, None, dtype=object)
-    columns: dict[str, pa.Array] = {layer.id_field: pa.array(batch.rows, pa.int64())}
+    # From the buffer: pa.array() of a numpy array imports numpy.ma (6 ms, in every load).
+    ids = pa.Array.from_buffers(pa.int64(), rows, [None, pa.py_buffer(batch.rows)])
+    columns: dict[str, pa.Array] = {layer.id_field: ids}
     field_rejects: list[Reject] = []
     for spec in layer.fields:
         source = batch.columns[spec.source_name]

@@ -59,6 +59,7 @@ class Reader:
     columns: list[str]
     total: int | None  # rows, when cheap to know
     batches: Iterator[Batch]
+    extent: tuple[float, float, float, float] | None = None  # as declared, when cheap
 
 
 def _crs(text: str, what: str) -> CRS:
@@ -192,7 +193,8 @@ def _ogr_reader(path: Path, source: Source, source_crs: str | None) -> Reader:
 
     columns = [str(c) for c in meta["fields"]]
     return Reader(
-        _crs(crs_text, "CRS"), columns, total if total and total > 0 else None, batches()
+        _crs(crs_text, "CRS"), columns, total if total and total > 0 else None, batches(),
+        info.get("total_bounds"),
     )  # fmt: skip
 
 

@@ -62,6 +62,10 @@ WHERE layer = %(layer)s AND status = 'previous'
 DEMOTE_LIVE = """
 UPDATE app.layer_versions SET status = 'previous' WHERE layer = %(layer)s AND status = 'live'
 """
+UPDATE_DETAILS = (
+    "UPDATE app.layer_versions SET details = details || CAST(%(details)s AS jsonb)"
+    " WHERE id = %(id)s"
+)
 PROMOTE = """
 UPDATE app.layer_versions
 SET status = 'live', finished_at = now(), rows_read = %(rows_read)s,
