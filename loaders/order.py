@@ -23,7 +23,7 @@ sorting them in windows would scatter each neighbourhood over every window (bbox
 queries on 200,000 street lights in four windows took 0.67 of tipg's time, not 0.49).
 """
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -147,24 +147,29 @@ EMPTY_BOX = np.array([np.inf, np.inf, -np.inf, -np.inf])
 
 
 def spatially_ordered(
-    batches: Iterator[Encoded], declared: Declared | None = None, windows: list[int] | None = None
+    batches: Iterator[Encoded],
+    declared: Callable[[], Declared | None] = lambda: None,
+    windows: list[int] | None = None,
 ) -> Iterator[pa.LargeBinaryArray]:
     """The rows, sorted along the Hilbert curve one window at a time, in slices of
-    ``BATCH_ROWS``; each window's row count is appended to ``windows``."""
+    ``BATCH_ROWS``; ``declared`` is asked once the first batch is in (while the next ones
+    are prepared), and each window's row count is appended to ``windows``."""
     windows = [] if windows is None else windows
     window: list[Encoded] = []
     rows = size = 0
     box = EMPTY_BOX
-    for batch in batches:
+    for number, batch in enumerate(batches):
+        if number == 0:
+            layout = declared()
         window.append(batch)
         rows += len(batch.rows)
         size += batch.rows.nbytes
-        if declared is not None:
+        if layout is not None:
             box = _span(box, batch.centres)
         if (
             rows >= WINDOW_ROWS
             or size >= WINDOW_BYTES
-            or (declared and rows >= STREAM_ROWS and declared.holds_compactly(rows, box))
+            or (layout and rows >= STREAM_ROWS and layout.holds_compactly(rows, box))
         ):
             windows.append(rows)
             yield from _sorted(window)

@@ -186,8 +186,10 @@ def _copy_chunks(
     ctx = context.result()
     for number in range(WORKERS):
         contexts.put(ctx if number == 0 else ctx.for_another_thread())
-    extent = ctx.extent_of(reader.extent) if reader.extent else None
-    declared = Declared(extent, reader.total) if extent and reader.total else None
+
+    def declared() -> Declared | None:
+        extent = ctx.extent_of(reader.extent) if reader.extent else None
+        return Declared(extent, reader.total) if extent and reader.total else None
 
     def prepare(item: tuple[int, Batch]) -> tuple[int, PreparedBatch, Encoded]:
         number, batch = item
@@ -270,6 +272,21 @@ class _Ahead:
             except Empty:
                 pass
         self._thread.join()
+
+
+class _Rows:
+    """A load's rows, read, prepared and encoded by threads of their own from creation:
+    ``chunks`` (COPY data) once the database settled the ``context`` (the boundary)."""
+
+    def __init__(self, reader: Reader, layer: Layer, progress: Progress) -> None:
+        self.reader = reader
+        self.tally = _Tally()
+        self.context: Future[Context] = Future()
+        self.chunks = _Ahead(_copy_chunks(reader, layer, self.context, self.tally, progress))
+
+    def stop(self) -> None:
+        self.context.cancel()  # the reading thread may wait for it
+        self.chunks.close()
 
 
 def _write_rejects(rejects: list[Reject], path: Path) -> Path:
@@ -564,15 +581,18 @@ def load_layer(
     ):
         reader = open_reader(local.path, source, source_crs)
         check_columns(reader.columns, layer)
-        version_id, version = _start_version(conn, layer, local, reader.crs.to_string(), run_by)
+        rows = _Rows(reader, layer, progress)  # read from now on, while the database is set
         try:
-            return _load_version(
-                db, conn, layer, local, reader, catalogue, version_id, version,
-                started=started, reports_dir=reports_dir, run_by=run_by, ratio=ratio,
-                progress=progress,
-            )  # fmt: skip
+            version_id, version = _start_version(conn, layer, local, reader.crs.to_string(), run_by)
+            try:
+                return _load_version(
+                    db, conn, layer, local, rows, catalogue, version_id, version,
+                    started=started, reports_dir=reports_dir, run_by=run_by, ratio=ratio,
+                )  # fmt: skip
+            finally:
+                _unlock(conn, layer)
         finally:
-            _unlock(conn, layer)
+            rows.stop()
 
 
 def _copy(cur: Cursor, staging: str, layer: Layer, chunks: "_Ahead") -> None:
@@ -593,7 +613,7 @@ def _load_version(
     conn: Connection,
     layer: Layer,
     local: LocalSource,
-    reader: Reader,
+    rows: "_Rows",
     catalogue: Catalogue | None,
     version_id: int,
     version: int,
@@ -602,30 +622,27 @@ def _load_version(
     reports_dir: Path,
     run_by: str,
     ratio: float,
-    progress: Progress,
 ) -> LoadResult:
     """Four steps, each a transaction on ``conn``: the rows copied into a staging table,
     its indexes built, then the swap that makes it live (one short transaction), then
     its statistics gathered (as the tables it parked are dropped). A failure or a kill
     before the swap changes nothing readers see; the staging table is dropped then, or
     by the next load."""
-    tally = _Tally()
+    tally = rows.tally
     details: dict[str, object] = {"etag": local.etag, "last_modified": local.last_modified}
     rejects_file = reports_dir / f"{layer.id}-v{version}-rejects.csv"
     staging = f"{layer.table_name}__v{version}"
-    context: Future[Context] = Future()
-    chunks = _Ahead(_copy_chunks(reader, layer, context, tally, progress))
     try:
         _drop_retired(conn, layer, catalogue)
         _open_spare(db)
         boundary = _boundary(conn, layer, catalogue)
-        ctx = Context(layer, reader.crs, shapely.from_wkb(boundary) if boundary else None)
-        context.set_result(ctx)
+        ctx = Context(layer, rows.reader.crs, shapely.from_wkb(boundary) if boundary else None)
+        rows.context.set_result(ctx)
         with conn, conn.cursor() as cur:
             _load_settings(cur)
             cur.execute(sql.drop_table(staging))
             cur.execute(sql.create_staging(staging, layer))
-            _copy(cur, staging, layer, chunks)
+            _copy(cur, staging, layer, rows.chunks)
         if not tally.read:
             raise ServiceError(f"{local.path.name} has no features; nothing was changed.")
         steps = {"copied": round(time.monotonic() - started, 3)}
@@ -665,8 +682,7 @@ def _load_version(
             if catalogue:
                 _rebuild_derived(cur, layer, catalogue, run_by)
     except BaseException as exc:
-        context.cancel()  # the reading thread may wait for it
-        chunks.close()
+        rows.stop()
         # On a connection of its own: ``conn`` may be the one that failed.
         with connected(db) as other, other, other.cursor() as cur:
             cur.execute(sql.drop_table(staging))

@@ -7,11 +7,12 @@ other format goes through GDAL with pyogrio's Arrow reader (imported only then).
 """
 
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -57,9 +58,25 @@ class Batch:
 class Reader:
     crs: CRS
     columns: list[str]
-    total: int | None  # rows, when cheap to know
     batches: Iterator[Batch]
-    extent: tuple[float, float, float, float] | None = None  # as declared, when cheap
+    # What GDAL says of the layer (its rows and extent, when cheap to know): read when
+    # first asked, by the reading thread (GDAL releases the GIL), not before reading.
+    describe: Callable[[], dict[str, Any]] = dict
+
+    @cached_property
+    def _described(self) -> dict[str, Any]:
+        return self.describe()
+
+    @property
+    def total(self) -> int | None:
+        """Rows, when cheap to know."""
+        features = self._described.get("features")
+        return features if features and features > 0 else None
+
+    @property
+    def extent(self) -> tuple[float, float, float, float] | None:
+        """The extent the source declares (in its CRS), when cheap to know."""
+        return self._described.get("total_bounds")
 
 
 def _crs(text: str, what: str) -> CRS:
@@ -126,7 +143,7 @@ def _csv_reader(path: Path, source: Source, source_crs: str | None) -> Reader:
         except pa.ArrowInvalid as exc:
             raise _unreadable(path, exc, row) from None
 
-    return Reader(_crs(crs_text, "CRS"), header, None, batches())
+    return Reader(_crs(crs_text, "CRS"), header, batches())
 
 
 def _numbered(first: int, count: int) -> np.ndarray:
@@ -158,7 +175,6 @@ def _ogr_reader(path: Path, source: Source, source_crs: str | None) -> Reader:
 
     stack = ExitStack()
     try:
-        info = pyogrio.read_info(path, layer=source.layer, encoding=source.encoding)
         meta, stream = stack.enter_context(
             pyogrio.open_arrow(
                 path, layer=source.layer, use_pyarrow=True, batch_size=BATCH_ROWS,
@@ -176,7 +192,12 @@ def _ogr_reader(path: Path, source: Source, source_crs: str | None) -> Reader:
             hint="Give it with --source-crs (e.g. EPSG:27700) or source.crs in the catalogue.",
         )
     geometry_column = meta.get("geometry_name") or "wkb_geometry"
-    total = info.get("features")
+
+    def describe() -> dict[str, Any]:
+        try:
+            return pyogrio.read_info(path, layer=source.layer, encoding=source.encoding)
+        except (DataSourceError, DataLayerError, ValueError):  # it opened: says no more
+            return {}
 
     def batches() -> Iterator[Batch]:
         row = 1
@@ -192,10 +213,7 @@ def _ogr_reader(path: Path, source: Source, source_crs: str | None) -> Reader:
                 raise _unreadable(path, exc, row) from None
 
     columns = [str(c) for c in meta["fields"]]
-    return Reader(
-        _crs(crs_text, "CRS"), columns, total if total and total > 0 else None, batches(),
-        info.get("total_bounds"),
-    )  # fmt: skip
+    return Reader(_crs(crs_text, "CRS"), columns, batches(), describe)
 
 
 def open_reader(path: Path, source: Source | None, source_crs: str | None = None) -> Reader:

@@ -60,7 +60,8 @@ def wkb(
     with ``promote``, single parts become one-part multis."""
     if len(geoms) and (shapely.get_type_id(geoms) == 0).all():
         return _points(geoms, promote)
-    reuse = unchanged & (_types(source) > 0) if source is not None else unchanged & False
+    codes = _types(source) if source is not None else np.zeros(len(geoms), dtype=np.uint32)
+    reuse = unchanged & (codes > 0)
     if reuse.all():
         values = source.cast(pa.large_binary())  # type: ignore[union-attr]
     else:
@@ -72,7 +73,7 @@ def wkb(
         values = pa.array(merged, pa.large_binary())
     if not promote:
         return values
-    types = _types(values)
+    types = codes if reuse.all() else _types(values)
     wrap = (types >= 1) & (types <= 3)
     if not wrap.any():
         return values

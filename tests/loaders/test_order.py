@@ -90,7 +90,7 @@ def test_a_source_in_spatial_order_is_sent_a_window_at_a_time(monkeypatch):
     declared = Declared((0.0, 0.0, side - 1.0, side - 1.0), side * side)
     windows: list[int] = []
     sent = spatially_ordered(
-        iter(grid_batches(np.arange(side * side), side, 50)), declared, windows
+        iter(grid_batches(np.arange(side * side), side, 50)), lambda: declared, windows
     )
     cells = [int.from_bytes(b, "big") for rows in sent for b in rows.to_pylist()]
     assert windows == [100] * 16 and sorted(cells) == list(range(side * side))
@@ -99,11 +99,11 @@ def test_a_source_in_spatial_order_is_sent_a_window_at_a_time(monkeypatch):
 
     shuffled = np.random.default_rng(5).permutation(side * side)
     windows = []
-    sent = spatially_ordered(iter(grid_batches(shuffled, side, 50)), declared, windows)
+    sent = spatially_ordered(iter(grid_batches(shuffled, side, 50)), lambda: declared, windows)
     assert sum(len(rows) for rows in sent) == side * side and windows == [side * side]
     # Undeclared (a CSV), rows are sorted whole however they come.
     windows = []
-    list(spatially_ordered(iter(grid_batches(np.arange(side * side), side, 50)), None, windows))
+    list(spatially_ordered(iter(grid_batches(np.arange(side * side), side, 50)), windows=windows))
     assert windows == [side * side]
 
 
