@@ -158,6 +158,7 @@ def spatially_ordered(
     window: list[Encoded] = []
     rows = size = 0
     box = EMPTY_BOX
+    layout: Declared | None = None
     for number, batch in enumerate(batches):
         if number == 0:
             layout = declared()

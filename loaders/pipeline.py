@@ -19,6 +19,7 @@ import csv
 import getpass
 import itertools
 import json
+import logging
 import os
 import socket
 import threading
@@ -65,6 +66,7 @@ if TYPE_CHECKING:
 
     from mapserver.database import Connects
 
+log = logging.getLogger("loaders.pipeline")
 Progress = Callable[[int, int | None], None]  # rows read so far, total rows when known
 MAX_REJECTS_KEPT = 100_000  # listed in the report; beyond this they are only counted
 AHEAD = 3  # prepared batches waiting for the COPY
@@ -456,22 +458,30 @@ def _analyse(
     """Statistics for the version now live, while a second connection drops the tables
     the swap parked. ``ANALYZE`` runs after the swap as it cannot run beside an index
     build (their locks conflict) but can beside the drop; until it ends (0.06 s on
-    150,000 polygons) queries plan from the row count the index builds recorded."""
+    150,000 polygons) queries plan from the row count the index builds recorded. The
+    load is done by then: a failure here is logged, not raised (autovacuum analyses the
+    table, and the next load drops what is left)."""
     with ThreadPoolExecutor(1, thread_name_prefix="load-drop") as pool:
         dropped = pool.submit(_drop_retired_on, db, layer, catalogue)
-        with conn, conn.cursor() as cur:
-            cur.execute(sql.NO_WAIT_COMMIT)
-            for statement in sql.analyze(layer.table_name):
-                cur.execute(statement)
-            steps["analysed"] = round(time.monotonic() - started, 3)
-            done = {"steps_s": steps, "seconds": round(time.monotonic() - started, 2)}
-            cur.execute(sql.UPDATE_DETAILS, {"id": version_id, "details": json.dumps(done)})
+        try:
+            with conn, conn.cursor() as cur:
+                cur.execute(sql.NO_WAIT_COMMIT)
+                for statement in sql.analyze(layer.table_name):
+                    cur.execute(statement)
+                steps["analysed"] = round(time.monotonic() - started, 3)
+                done = {"steps_s": steps, "seconds": round(time.monotonic() - started, 2)}
+                cur.execute(sql.UPDATE_DETAILS, {"id": version_id, "details": json.dumps(done)})
+        except psycopg2.Error as exc:
+            log.warning("layer %s is live; its ANALYZE failed: %s", layer.id, exc)
         dropped.result()
 
 
 def _drop_retired_on(db: "Connects", layer: Layer, catalogue: Catalogue | None) -> None:
-    with connected(db) as conn:
-        _drop_retired(conn, layer, catalogue)
+    try:
+        with connected(db) as conn:
+            _drop_retired(conn, layer, catalogue)
+    except psycopg2.Error as exc:
+        log.warning("layer %s is live; dropping its retired tables failed: %s", layer.id, exc)
 
 
 def _open_spare(db: "Connects") -> None:

@@ -41,6 +41,9 @@ def test_reload_swaps_in_a_new_version_and_keeps_the_previous(runtime, libraries
     assert set(steps) == {"copied", "indexed", "live", "analysed"}  # jsonb orders keys its way
     assert 0 < steps["copied"] <= steps["indexed"] <= steps["live"] <= steps["analysed"]
     assert steps["analysed"] <= result.seconds + 0.01
+    # ANALYZE ran on the version now live (after the swap), and the retired one is gone.
+    assert scalar("SELECT count(*) FROM pg_stats WHERE tablename = 'libraries'") > 0
+    assert scalar("SELECT to_regclass('layers.libraries__retired')") is None
     assert (
         scalar(
             "SELECT status FROM app.layer_versions WHERE layer = 'libraries' AND version = :v",
