@@ -692,8 +692,8 @@ def _load_version(
             if catalogue:
                 _rebuild_derived(cur, layer, catalogue, run_by)
     except BaseException as exc:
-        rows.stop()
-        # On a connection of its own: ``conn`` may be the one that failed.
+        # On a connection of its own: ``conn`` may be the one that failed (the reading
+        # threads are stopped by load_layer, on every way out).
         with connected(db) as other, other, other.cursor() as cur:
             cur.execute(sql.drop_table(staging))
             cur.execute(
